@@ -1,0 +1,323 @@
+"""Training plumbing every method shares: the Run protocol, seeding, device, batches on device, evaluation.
+
+A method's ``fit(cfg, run)`` talks to the outside world only through a :class:`Run`. Three implementations
+exist: Ray Tune trials (``autoinv.search``), final training (``autoinv.train``) and :class:`MemoryRun` for
+tests and notebooks. ``train_classifier`` is the epoch loop of every method whose last phase trains a
+classifier with a per-batch loss (ERM, the mixing baselines, TransformMix's task network, transfer students).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autoinv import augment
+from autoinv.config import BaseConfig
+from autoinv.data import Dataset, load_dataset, to_float
+
+__all__ = [
+    "Run",
+    "MemoryRun",
+    "seed_everything",
+    "pick_device",
+    "load_data",
+    "standardize",
+    "prepare",
+    "batch_indices",
+    "make_optimizer",
+    "make_scheduler",
+    "autocast",
+    "evaluate",
+    "soft_cross_entropy",
+    "train_classifier",
+]
+
+
+class Run(Protocol):
+    """Where a method's ``fit`` sends its progress; see the module docstring for the implementations."""
+
+    cache_dir: str
+    """Directory for artifacts shared across trials of one search (teachers, CAMs); created on demand."""
+
+    def report(self, epoch: int, metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
+        """Record one epoch's metrics (0-based ``epoch``) and a resumable state (tensors and plain containers)."""
+
+    def resume(self) -> dict[str, Any] | None:
+        """The state of the last report before an interruption, or ``None`` for a fresh start."""
+
+    def figure(self, name: str, fig: Any, epoch: int) -> None:
+        """Keep a matplotlib figure (augmented samples, masks, filters...) under ``name`` for ``epoch``."""
+
+    def artifact(self, name: str, obj: dict[str, Any]) -> None:
+        """Keep small learned weights (a mixer, an orbit model) with the run so export can ship them."""
+
+    def save_model(self, model: nn.Module) -> None:
+        """Offer the final trained task network (final training logs it; searches ignore it)."""
+
+
+class MemoryRun:
+    """A :class:`Run` that keeps everything in memory: for tests, notebooks and quick experiments.
+
+    Args:
+        state: A state to resume from (as a previous run's ``states[-1]``).
+        cache_dir: Directory for shared artifacts such as cached teachers.
+    """
+
+    def __init__(self, state: dict[str, Any] | None = None, cache_dir: str = "") -> None:
+        self.cache_dir = cache_dir or _default_cache_dir()
+        self.metrics: list[dict[str, float]] = []
+        self.states: list[dict[str, Any]] = []
+        self.figures: dict[str, Any] = {}
+        self.artifacts: dict[str, dict[str, Any]] = {}
+        self.model: nn.Module | None = None
+        self._resume_state = state
+
+    def report(self, epoch: int, metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
+        self.metrics.append({"epoch": epoch, **metrics})
+        if state is not None:
+            self.states.append(state)
+
+    def resume(self) -> dict[str, Any] | None:
+        return self._resume_state
+
+    def figure(self, name: str, fig: Any, epoch: int) -> None:
+        import matplotlib.pyplot as plt
+
+        self.figures[name] = fig
+        plt.close(fig)
+
+    def artifact(self, name: str, obj: dict[str, Any]) -> None:
+        self.artifacts[name] = obj
+
+    def save_model(self, model: nn.Module) -> None:
+        self.model = model
+
+
+def _default_cache_dir() -> str:
+    import os
+
+    return os.path.join(os.path.expanduser("~"), ".cache", "autoinv", "runs")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU generator seeded the same way for explicit sampling."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when this process sees a GPU (Ray sets ``CUDA_VISIBLE_DEVICES`` per trial)."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device=cuda but no CUDA device is visible; use device=auto or cpu")
+    return torch.device(name)
+
+
+def load_data(cfg: BaseConfig, device: torch.device) -> Dataset:
+    """The config's dataset on ``device``, with ``train_subset`` applied."""
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
+    if cfg.train_subset:
+        import dataclasses
+
+        data = dataclasses.replace(
+            data, x_train=data.x_train[: cfg.train_subset], y_train=data.y_train[: cfg.train_subset]
+        )
+    return data.to(device)
+
+
+def standardize(x: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] → roughly zero mean, unit scale; the fixed affine keeps mixing and warping in [0, 1] space."""
+    return (x - 0.5) / 0.25
+
+
+def prepare(x: torch.Tensor) -> torch.Tensor:
+    """Raw batch (uint8 images or float signals) → network input (standardised float images, signals as is)."""
+    if x.dtype == torch.uint8:
+        return standardize(to_float(x))
+    return x
+
+
+def batch_indices(
+    n: int, batch_size: int, generator: torch.Generator, device: torch.device, steps: int = 0
+) -> Iterator[torch.Tensor]:
+    """Shuffled index batches over ``n`` samples, drawn on ``device`` so data never leaves it.
+
+    Args:
+        n: Number of samples.
+        batch_size: Samples per batch (the last partial batch is dropped when ``n >= batch_size``).
+        generator: CPU generator that decides the order.
+        device: Where the index tensors live.
+        steps: Number of batches to yield (0 = one pass); more than one pass reshuffles.
+    """
+    per_pass = max(n // batch_size, 1)
+    total = steps or per_pass
+    done = 0
+    while done < total:
+        order = torch.randperm(n, generator=generator).to(device)
+        for i in range(min(per_pass, total - done)):
+            yield order[i * batch_size : (i + 1) * batch_size]
+        done += per_pass
+
+
+def make_optimizer(params: Any, cfg: BaseConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    """SGD with Nesterov momentum or Adam, from the config's optimizer fields."""
+    lr = cfg.lr if lr is None else lr
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(
+        params, lr=lr, momentum=cfg.momentum, nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay
+    )
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: BaseConfig, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Per-step cosine decay to zero over ``total_steps`` (or a constant rate)."""
+    if cfg.schedule == "constant":
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: 0.5 * (1 + math.cos(math.pi * min(step / max(total_steps, 1), 1.0)))
+    )
+
+
+def autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on CUDA (no loss scaling needed); a no-op on CPU."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024, amp: bool = True
+) -> dict[str, float]:
+    """Accuracy and mean cross-entropy of ``model`` on raw tensors ``x`` (N, ...) and labels ``y`` (N,)."""
+    was_training = model.training
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    for start in range(0, len(x), batch_size):
+        xb, yb = prepare(x[start : start + batch_size]), y[start : start + batch_size]
+        with autocast(xb.device, amp):
+            logits = model(xb).float()
+        loss_sum += F.cross_entropy(logits, yb, reduction="sum").item()
+        correct += (logits.argmax(1) == yb).sum().item()
+    model.train(was_training)
+    n = max(len(x), 1)
+    return {"acc": correct / n, "loss": loss_sum / n}
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy against soft labels: logits (B, K), targets (B, K) rows summing to one → scalar mean."""
+    return -(targets * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, torch.Generator], tuple[torch.Tensor, dict[str, float]]]
+"""``loss_fn(model, x, y, generator) -> (loss, logs)``: x is the augmented uint8/float batch, y int labels (B,)."""
+
+
+def train_classifier(
+    cfg: BaseConfig,
+    run: Run,
+    data: Dataset,
+    model: nn.Module,
+    loss_fn: LossFn,
+    *,
+    extra_state: dict[str, Any] | None = None,
+    on_epoch: Callable[[int], dict[str, float]] | None = None,
+    params: Any = None,
+) -> dict[str, float]:
+    """Train ``model`` for ``cfg.epochs`` with ``loss_fn`` per batch; report ``val/*`` once per epoch; resumable.
+
+    Each batch is the base augmentation (``cfg.augment``) of a shuffled batch of training samples, applied on
+    the device; ``loss_fn`` turns it into a loss (plain CE, a mix, a transfer loss...).
+
+    Args:
+        cfg: The method's config (its shared fields drive the loop).
+        run: Where metrics, state and the final model go.
+        data: Dataset on the training device.
+        model: Task network on the training device.
+        loss_fn: See :data:`LossFn`.
+        extra_state: Method state saved in every checkpoint beside the model (e.g. a learned mixer), so a
+            resumed trial does not redo earlier phases; read it back from ``run.resume()``.
+        on_epoch: Called after each epoch's evaluation with the epoch number; returns extra metrics (and may
+            send figures through ``run.figure``).
+        params: Parameters to optimise (default: ``model.parameters()``).
+
+    Returns:
+        The last epoch's metrics, plus ``test/acc`` and ``test/loss`` when ``cfg.eval_test`` is set.
+    """
+    device = data.x_train.device
+    generator = seed_everything(cfg.seed)
+    aug_generator = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    if device.type == "cuda" and cfg.channels_last and data.x_train.dim() == 4:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(model.parameters() if params is None else params, cfg)
+    steps_per_epoch = cfg.steps_per_epoch or max(len(data.x_train) // cfg.batch_size, 1)
+    scheduler = make_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
+
+    start_epoch = 0
+    state = run.resume()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        generator.set_state(state["generator"])
+        start_epoch = state["epoch"] + 1
+
+    metrics: dict[str, float] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        started, loss_sum, seen, logs_sum = time.perf_counter(), 0.0, 0, {}
+        for idx in batch_indices(len(data.x_train), cfg.batch_size, generator, device, cfg.steps_per_epoch):
+            x, y = data.x_train[idx], data.y_train[idx]
+            if data.kind == "image":
+                x = augment.augment_batch(x, cfg.augment, generator=aug_generator)
+            with autocast(device, cfg.amp):
+                loss, logs = loss_fn(model, x, y, aug_generator)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}; lower lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum, seen = loss_sum + loss.item() * len(idx), seen + len(idx)
+            for key, value in logs.items():
+                logs_sum[key] = logs_sum.get(key, 0.0) + value * len(idx)
+
+        val = evaluate(model, data.x_val, data.y_val, cfg.eval_batch_size, cfg.amp)
+        metrics = {
+            "train/loss": loss_sum / max(seen, 1),
+            **{key: value / max(seen, 1) for key, value in logs_sum.items()},
+            "val/acc": val["acc"],
+            "val/loss": val["loss"],
+            "train/lr": scheduler.get_last_lr()[0],
+            "time/epoch_s": time.perf_counter() - started,
+        }
+        if on_epoch is not None:
+            metrics.update(on_epoch(epoch))
+        if getattr(cfg, "eval_test", False) and epoch == cfg.epochs - 1:
+            test = evaluate(model, data.x_test, data.y_test, cfg.eval_batch_size, cfg.amp)
+            metrics.update({"test/acc": test["acc"], "test/loss": test["loss"]})
+        state = {
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "generator": generator.get_state(),
+            **(extra_state or {}),
+        }
+        run.report(epoch, metrics, state)
+    run.save_model(model)
+    return metrics

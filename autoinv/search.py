@@ -1,0 +1,677 @@
+"""``python -m autoinv.search NAME|PATH``: a hyperparameter search with Ray Tune, Optuna and ASHA, tracked in MLflow.
+
+The only module that imports ``ray.tune`` and ``optuna``. It reads a search file (``searches/<name>.py`` or a
+path), builds the method's base config, checks the Ray cluster can hold the request, trains shared teachers
+once, opens the MLflow parent run, then lets Tune run one trial per Optuna suggestion with ASHA stopping the
+weak ones. Every trial logs to its own child run; the best trial that finished every epoch ends up on the
+parent as ``best_config.yaml``.
+
+Example:
+    python -m autoinv.search transformmix --quick
+    python -m autoinv.search transformmix --gpus 8 --num-samples 64
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import glob
+import importlib
+import importlib.util
+import inspect
+import json
+import os
+import socket
+import sys
+import tempfile
+import time
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+from autoinv import tracking
+from autoinv.config import ConfigError, build_config, parse_overrides, to_dict
+from autoinv.methods import METHODS, get_method
+
+__all__ = ["main", "SearchError", "load_search", "list_searches", "base_config", "validate_space"]
+
+EXIT_USAGE = 2
+
+
+class SearchError(ValueError):
+    """A user-facing problem with the command line, the search file or the cluster."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Search files
+
+
+def list_searches() -> list[str]:
+    """Names of the built-in search files (``searches/<name>.py``)."""
+    import searches
+
+    folder = os.path.dirname(searches.__file__)
+    return sorted(
+        os.path.basename(p)[:-3] for p in glob.glob(os.path.join(folder, "*.py")) if not p.endswith("__init__.py")
+    )
+
+
+def load_search(name_or_path: str) -> ModuleType:
+    """Import a search file by built-in name or by path, and check it declares what a search needs."""
+    if name_or_path.endswith(".py") or os.sep in name_or_path:
+        if not os.path.isfile(name_or_path):
+            raise SearchError(f"search file {name_or_path!r} does not exist")
+        spec = importlib.util.spec_from_file_location(f"autoinv_user_search_{abs(hash(name_or_path))}", name_or_path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as error:  # a user's file can fail in any way; report it in one line
+            raise SearchError(
+                f"search file {name_or_path!r} does not import: {type(error).__name__}: {error}"
+            ) from None
+        module.NAME = os.path.basename(name_or_path)[:-3]
+    else:
+        if name_or_path not in list_searches():
+            raise SearchError(
+                f"unknown search {name_or_path!r}; built-in searches: {', '.join(list_searches())} "
+                "(or a path to a .py file)"
+            )
+        module = importlib.import_module(f"searches.{name_or_path}")
+        module.NAME = name_or_path
+    _check_search(module, name_or_path)
+    return module
+
+
+def _check_search(module: ModuleType, where: str) -> None:
+    missing = [name for name in ("METHOD", "METRIC", "MODE", "BASE", "space") if not hasattr(module, name)]
+    if missing:
+        raise SearchError(f"search file {where!r} lacks {', '.join(missing)}; see searches/erm.py for the layout")
+    if not callable(module.space):
+        raise SearchError(f"search file {where!r}: space must be a function space(trial) -> dict")
+    if module.METHOD not in METHODS:
+        raise SearchError(
+            f"search file {where!r}: METHOD {module.METHOD!r} is unknown; known: {', '.join(sorted(METHODS))}"
+        )
+    if not str(module.METRIC).startswith("val/"):
+        raise SearchError(f"search file {where!r}: METRIC {module.METRIC!r} must be a val/* metric (never test)")
+    if module.MODE not in ("min", "max"):
+        raise SearchError(f"search file {where!r}: MODE must be 'min' or 'max'")
+
+
+def base_config(search: ModuleType, quick: bool, overrides: dict[str, str], max_epochs: int | None) -> dict[str, Any]:
+    """BASE, then QUICK (with ``--quick``), then ``--set`` and ``--max-epochs``; validated against the Config."""
+    values = dict(search.BASE)
+    if quick:
+        values.update(getattr(search, "QUICK", {}))
+    values.update(overrides)
+    if max_epochs is not None:
+        values["epochs"] = max_epochs
+    method = get_method(search.METHOD)
+    cfg = build_config(method.Config, values, search.METHOD)
+    # Keep only what differs from the Config defaults plus what the file set: the trial config stays readable.
+    return {k: v for k, v in to_dict(cfg).items() if k in values or k == "epochs"}
+
+
+def validate_space(search: ModuleType, base: dict[str, Any], samples: int = 3, seed: int = 0) -> list[dict[str, Any]]:
+    """Sample the space a few times with Optuna's random sampler; every sample must build a valid Config."""
+    import optuna
+
+    method = get_method(search.METHOD)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    configs = []
+    for _ in range(samples):
+        trial = study.ask()
+        try:
+            constants = search.space(trial) or {}
+        except Exception as error:
+            raise SearchError(f"space() of search {search.NAME!r} failed: {type(error).__name__}: {error}") from None
+        values = {**base, **trial.params, **constants}
+        try:
+            build_config(method.Config, values, search.METHOD)
+        except ConfigError as error:
+            raise SearchError(f"space() of search {search.NAME!r} gives an invalid config: {error}") from None
+        study.tell(trial, 0.0)
+        configs.append(values)
+    return configs
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Inside a trial (runs in a Ray worker process)
+
+
+class TuneRun:
+    """The :class:`autoinv.loop.Run` of a Ray Tune trial: Tune gets metrics + checkpoint, MLflow the rest."""
+
+    def __init__(self, client: Any, run_id: str, cache_dir: str) -> None:
+        self.client, self.run_id, self.cache_dir = client, run_id, cache_dir
+
+    def report(self, epoch: int, metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
+        import torch
+        from mlflow.entities import Metric
+        from ray import tune
+
+        now = int(time.time() * 1000)
+        finite = {k: float(v) for k, v in metrics.items() if v == v and abs(float(v)) != float("inf")}
+        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, epoch) for k, v in finite.items()])
+        with tempfile.TemporaryDirectory() as folder:
+            torch.save(state or {"epoch": epoch}, os.path.join(folder, "state.pt"))
+            tune.report({**metrics, "epoch": epoch + 1}, checkpoint=tune.Checkpoint.from_directory(folder))
+
+    def resume(self) -> dict[str, Any] | None:
+        import torch
+        from ray import tune
+
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as folder:
+            return torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
+
+    def figure(self, name: str, fig: Any, epoch: int) -> None:
+        tracking.log_figure(self.client, self.run_id, fig, f"figures/{name}/epoch_{epoch:03d}.png")
+
+    def artifact(self, name: str, obj: dict[str, Any]) -> None:
+        tracking.log_torch(self.client, self.run_id, obj, f"{name}.pt")
+
+    def save_model(self, model: Any) -> None:
+        """Searches keep checkpoints in Ray's storage, not the model in MLflow."""
+
+
+def _trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
+    """The function trainable: one trial = one ``fit`` of the method with this config."""
+    import ray
+    from ray import tune
+
+    context = tune.get_context()
+    method = get_method(setup["method"])
+    client = tracking.client_for(setup["tracking_uri"])
+    gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
+    run_id = tracking.child_run(
+        client,
+        setup["experiment_id"],
+        setup["parent_id"],
+        context.get_trial_id(),
+        context.get_trial_name(),
+        params=config,
+        tags={"autoinv.gpu_ids": gpu_ids, "autoinv.method": setup["method"]},
+    )
+    cfg = build_config(method.Config, config, setup["method"])
+    method.fit(cfg, TuneRun(client, run_id, setup["cache_dir"]))
+
+
+def _outcome_callback(setup: dict[str, Any], max_epochs: int) -> Any:
+    from ray import tune
+
+    class MlflowOutcomes(tune.Callback):
+        """Driver side: closes each trial's child run as completed, stopped early (and when) or failed."""
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            epochs = int((trial.last_result or {}).get("training_iteration", 0))
+            self._close(trial, "completed" if epochs >= max_epochs else "stopped_early", epochs)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            error = trial.get_error()
+            message = str(error).strip().splitlines()[-1] if error else "unknown error"
+            self._close(trial, "failed", int((trial.last_result or {}).get("training_iteration", 0)), message)
+
+        def _close(self, trial: Any, outcome: str, epochs: int, error: str = "") -> None:
+            client = tracking.client_for(setup["tracking_uri"])
+            run_id = tracking.child_run(
+                client, setup["experiment_id"], setup["parent_id"], trial.trial_id, str(trial), trial.config, {}
+            )
+            tracking.finish_child(client, run_id, outcome, epochs, error)
+
+    return MlflowOutcomes()
+
+
+def _searcher(search: ModuleType, run_name: str, seed: int, max_epochs: int, num_samples: int) -> Any:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    class FidelityAwareOptunaSearch(OptunaSearch):
+        """Tells Optuna a trial ASHA stopped early is PRUNED, so TPE does not learn truncated scores as final."""
+
+        def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+            if result and not error and int(result.get("training_iteration", max_epochs)) < max_epochs:
+                if trial_id not in self._completed_trials:
+                    self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+                    self._completed_trials.add(trial_id)
+                return
+            super().on_trial_complete(trial_id, result, error)
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    grid = getattr(search, "GRID", None)
+    if grid:
+        sampler = optuna.samplers.GridSampler(grid, seed=seed)
+    else:
+        # Random start-up trials: a third of the budget, between 2 and 10, then TPE models the space jointly.
+        startup = min(10, max(2, num_samples // 3))
+        sampler = optuna.samplers.TPESampler(multivariate=True, group=True, seed=seed, n_startup_trials=startup)
+    return FidelityAwareOptunaSearch(
+        space=search.space, metric=search.METRIC, mode=search.MODE, sampler=sampler, study_name=run_name
+    )
+
+
+def _scheduler(name: str, max_epochs: int, grace_period: int, reduction_factor: int) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, HyperBandScheduler
+
+    if name == "asha":
+        return ASHAScheduler(
+            time_attr="training_iteration",
+            max_t=max_epochs,
+            grace_period=min(grace_period, max_epochs),
+            reduction_factor=reduction_factor,
+        )
+    if name == "hyperband":
+        return HyperBandScheduler(time_attr="training_iteration", max_t=max_epochs, reduction_factor=reduction_factor)
+    return FIFOScheduler()
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The driver
+
+
+@dataclasses.dataclass
+class Plan:
+    """Everything the driver decided before starting Ray; printed by ``--dry-run``."""
+
+    search: str
+    method: str
+    metric: str
+    mode: str
+    config: dict[str, Any]
+    num_samples: int
+    max_epochs: int
+    scheduler: str
+    gpus: float
+    gpus_per_trial: float
+    cpus_per_trial: float
+    max_concurrent: int
+    storage: str
+    tracking_uri: str
+    experiment: str
+    address: str
+    seed: int
+    max_failures: int
+    grace_period: int
+    reduction_factor: int
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m autoinv.search",
+        description="Search a method's hyperparameters with Ray Tune + Optuna + ASHA, tracked in MLflow.",
+    )
+    parser.add_argument("search", nargs="?", help="built-in search name (see --list) or path to a search file")
+    parser.add_argument("--list", action="store_true", help="list built-in searches and methods, then exit")
+    parser.add_argument("--quick", action="store_true", help="small offline run on the CPU (the file's QUICK settings)")
+    parser.add_argument("--num-samples", type=int, help="number of trials (default: the file's NUM_SAMPLES)")
+    parser.add_argument("--max-epochs", type=int, help="epochs per trial (ASHA's max_t); overrides the config")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="override base config fields")
+    parser.add_argument("--gpus", type=float, default=0, help="GPUs the whole search may use (default 0)")
+    parser.add_argument(
+        "--gpus-per-trial", type=float, help="GPUs per trial; fractions pack trials (default 1 with --gpus)"
+    )
+    parser.add_argument("--cpus-per-trial", type=float, default=1, help="CPUs per trial (default 1)")
+    parser.add_argument("--max-concurrent", type=int, help="cap on trials running at once")
+    parser.add_argument("--scheduler", choices=("asha", "fifo", "hyperband"), default="asha")
+    parser.add_argument("--grace-period", type=int, default=1, help="ASHA: epochs before the first cut (default 1)")
+    parser.add_argument("--reduction-factor", type=int, default=3, help="ASHA/HyperBand reduction factor (default 3)")
+    parser.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
+    parser.add_argument(
+        "--address", default="", help="join a running Ray cluster (HOST:PORT or auto); default: start one"
+    )
+    parser.add_argument("--storage", default="", help="results and checkpoints (shared path or URI on a cluster)")
+    parser.add_argument("--tracking-uri", default="", help="MLflow tracking URI (default sqlite:///<cwd>/mlflow.db)")
+    parser.add_argument("--experiment", default="", help="MLflow experiment name (default: the search name)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and the trials' base seed")
+    parser.add_argument("--resume", action="store_true", help="continue the latest interrupted search of this name")
+    parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
+    return parser
+
+
+def make_plan(args: argparse.Namespace) -> tuple[Plan, ModuleType]:
+    """Validate the command line and the search file; no side effects."""
+    if not args.search:
+        raise SearchError("name a search (python -m autoinv.search --list shows them)")
+    search = load_search(args.search)
+    overrides = parse_overrides(args.set)
+    if args.seed:
+        overrides.setdefault("seed", str(args.seed))
+    config = base_config(search, args.quick, overrides, args.max_epochs)
+    validate_space(search, config, seed=args.seed)
+    _preflight(search.METHOD, config)
+    if args.gpus < 0 or args.cpus_per_trial <= 0:
+        raise SearchError("--gpus must be >= 0 and --cpus-per-trial > 0")
+    gpus_per_trial = args.gpus_per_trial if args.gpus_per_trial is not None else (1.0 if args.gpus else 0.0)
+    if gpus_per_trial > 0 and args.gpus == 0:
+        raise SearchError("--gpus-per-trial needs --gpus N (the total the search may use)")
+    if gpus_per_trial > args.gpus:
+        raise SearchError(f"--gpus-per-trial {gpus_per_trial} is more than --gpus {args.gpus}")
+    if gpus_per_trial > 1 and gpus_per_trial != int(gpus_per_trial):
+        raise SearchError("--gpus-per-trial above 1 must be a whole number")
+    num_samples = args.num_samples or (
+        getattr(search, "QUICK_NUM_SAMPLES", 6) if args.quick else getattr(search, "NUM_SAMPLES", 16)
+    )
+    grid = getattr(search, "GRID", None)
+    if grid and not args.num_samples:
+        num_samples = int(__import__("math").prod(len(v) for v in grid.values()))
+    if num_samples < 1:
+        raise SearchError("--num-samples must be >= 1")
+    concurrent = (
+        int(args.gpus // gpus_per_trial)
+        if gpus_per_trial
+        else max(1, int((os.cpu_count() or 1) // args.cpus_per_trial))
+    )
+    if args.max_concurrent:
+        concurrent = min(concurrent, args.max_concurrent)
+    tracking_uri = args.tracking_uri or tracking.default_tracking_uri()
+    if args.address and tracking_uri.startswith("sqlite:") and not args.tracking_uri:
+        print(
+            "note: joining a cluster with a local sqlite tracking URI; workers on other nodes need --tracking-uri http://…",
+            file=sys.stderr,
+        )
+    plan = Plan(
+        search=search.NAME,
+        method=search.METHOD,
+        metric=search.METRIC,
+        mode=search.MODE,
+        config=config,
+        num_samples=num_samples,
+        max_epochs=int(config["epochs"]),
+        scheduler=args.scheduler,
+        gpus=args.gpus,
+        gpus_per_trial=gpus_per_trial,
+        cpus_per_trial=args.cpus_per_trial,
+        max_concurrent=max(1, concurrent),
+        storage=os.path.abspath(args.storage or "autoinv_results") if "://" not in args.storage else args.storage,
+        tracking_uri=tracking_uri,
+        experiment=args.experiment or search.NAME,
+        address=args.address,
+        seed=args.seed,
+        max_failures=args.max_failures,
+        grace_period=args.grace_period,
+        reduction_factor=args.reduction_factor,
+    )
+    return plan, search
+
+
+def _preflight(method_name: str, config: dict[str, Any]) -> None:
+    """Fail before anything starts when the dataset is missing or the model name is unknown."""
+    from autoinv.data import load_dataset
+    from autoinv.models import MODELS
+
+    cfg = build_config(get_method(method_name).Config, config, method_name)
+    load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
+    for field in ("model", "teacher_arch", "student_model"):
+        name = getattr(cfg, field, None)
+        if isinstance(name, str) and name and not name.startswith("tv:") and name not in MODELS:
+            raise SearchError(f"{field}={name!r} is not a known model; known: {', '.join(sorted(MODELS))}")
+
+
+def _connect_ray(plan: Plan) -> dict[str, float]:
+    import ray
+
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # keep relative paths (data, search files) meaningful
+    os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
+    if plan.address and plan.address != "auto" and ":" in plan.address:
+        host, port = plan.address.replace("ray://", "").rsplit(":", 1)
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError):
+            raise SearchError(
+                f"no Ray cluster answers at {plan.address}; start one with `ray start --head` or drop --address"
+            ) from None
+    try:
+        if plan.address:
+            ray.init(address=plan.address, log_to_driver=True)
+        else:
+            ray.init(address="local", include_dashboard=False, object_store_memory=512 * 1024**2)
+    except ConnectionError as error:
+        raise SearchError(f"cannot join the Ray cluster at {plan.address}: {str(error).splitlines()[0]}") from None
+    resources = ray.cluster_resources()
+    if plan.gpus > resources.get("GPU", 0):
+        ray.shutdown()
+        raise SearchError(
+            f"--gpus {plan.gpus:g} asked, but the Ray cluster has {resources.get('GPU', 0):g} GPUs; "
+            "lower --gpus or join a bigger cluster with --address"
+        )
+    if plan.cpus_per_trial > resources.get("CPU", 0):
+        ray.shutdown()
+        raise SearchError(
+            f"--cpus-per-trial {plan.cpus_per_trial:g} is more than the cluster's {resources.get('CPU', 0):g} CPUs"
+        )
+    return resources
+
+
+def _train_teachers(plan: Plan, cache_dir: str) -> None:
+    """Train (or find cached) every teacher the base config needs, once, before trials start."""
+    method = get_method(plan.method)
+    specs_fn = getattr(method, "teacher_specs", None)
+    if specs_fn is None:
+        return
+    import torch
+
+    from autoinv import teachers
+
+    cfg = build_config(method.Config, plan.config, plan.method)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    for spec in specs_fn(cfg):
+        print(f"teacher: {spec.arch} on {spec.dataset} ({teachers.teacher_key(spec)})", file=sys.stderr, flush=True)
+        teachers.load_or_train(spec, cache_dir, device=device)
+
+
+def _latest_resumable(plan: Plan) -> str:
+    runs = sorted(glob.glob(os.path.join(plan.storage, f"{plan.search}-*", "autoinv.json")))
+    for meta_path in reversed(runs):
+        with open(meta_path) as f:
+            meta = json.load(f)
+        if meta.get("state") != "finished":
+            return os.path.dirname(meta_path)
+    raise SearchError(
+        f"nothing to resume: no interrupted search {plan.search!r} under {plan.storage}; start one without --resume"
+    )
+
+
+def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str, Any]:
+    """Run (or resume) the search; return a summary dict (best run id, metric, config)."""
+    from ray import tune
+
+    client = tracking.client_for(plan.tracking_uri)
+    if resume:
+        experiment_dir = _latest_resumable(plan)
+        with open(os.path.join(experiment_dir, "autoinv.json")) as f:
+            meta = json.load(f)
+        if not tune.Tuner.can_restore(experiment_dir):
+            raise SearchError(f"{experiment_dir} holds no restorable Tune state; start a new search without --resume")
+        plan = dataclasses.replace(
+            plan, **{k: meta["plan"][k] for k in ("config", "num_samples", "max_epochs", "tracking_uri", "experiment")}
+        )
+        client = tracking.client_for(plan.tracking_uri)
+        setup = meta["setup"]
+        client.update_run(setup["parent_id"], status="RUNNING")
+    run_name = os.path.basename(experiment_dir) if resume else f"{plan.search}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    cache_dir = os.path.join(plan.storage, "cache")
+    _connect_ray(plan)
+    _train_teachers(plan, cache_dir)
+
+    if not resume:
+        experiment_dir = os.path.join(plan.storage, run_name)
+        experiment_id = tracking.get_or_create_experiment(
+            client, plan.experiment, artifact_root=os.path.join(os.getcwd(), "mlartifacts")
+        )
+        parent_id = tracking.create_parent_run(
+            client,
+            experiment_id,
+            run_name,
+            tags={
+                "autoinv.search": plan.search,
+                "autoinv.method": plan.method,
+                "autoinv.metric": plan.metric,
+                "autoinv.mode": plan.mode,
+                "autoinv.git_commit": tracking.git_commit(),
+                "autoinv.storage": experiment_dir,
+                **{f"version.{k}": v for k, v in tracking.package_versions().items()},
+            },
+            params={
+                **{f"cli.{k}": v for k, v in dataclasses.asdict(plan).items() if k != "config"},
+                **{f"base.{k}": v for k, v in plan.config.items()},
+            },
+        )
+        tracking.text_artifact(client, parent_id, inspect.getsource(search), f"search/{plan.search}.py")
+        tracking.text_artifact(client, parent_id, " ".join(sys.argv), "search/command.txt")
+        setup = {
+            "method": plan.method,
+            "tracking_uri": plan.tracking_uri,
+            "experiment_id": experiment_id,
+            "parent_id": parent_id,
+            "cache_dir": cache_dir,
+        }
+        os.makedirs(experiment_dir, exist_ok=True)
+        _write_meta(
+            experiment_dir,
+            {"state": "running", "setup": setup, "plan": dataclasses.asdict(plan), "search": search.__file__},
+        )
+
+    resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
+    trainable = tune.with_resources(tune.with_parameters(_trial, setup=setup), resources)
+    print(
+        f"search {run_name}: {plan.num_samples} trials of {plan.method}, up to {plan.max_concurrent} at once, "
+        f"{plan.max_epochs} epochs each, {plan.scheduler}; MLflow: {plan.tracking_uri}",
+        file=sys.stderr,
+        flush=True,
+    )
+    if resume:
+        tuner = tune.Tuner.restore(experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=dict(plan.config),
+            tune_config=tune.TuneConfig(
+                search_alg=_searcher(search, run_name, plan.seed, plan.max_epochs, plan.num_samples),
+                scheduler=_scheduler(plan.scheduler, plan.max_epochs, plan.grace_period, plan.reduction_factor),
+                num_samples=plan.num_samples,
+                max_concurrent_trials=plan.max_concurrent,
+            ),
+            run_config=tune.RunConfig(
+                name=run_name,
+                storage_path=plan.storage,
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                failure_config=tune.FailureConfig(max_failures=plan.max_failures),
+                callbacks=[_outcome_callback(setup, plan.max_epochs)],
+                verbose=1,
+            ),
+        )
+    tuner.fit()
+    return _finish(plan, client, setup, experiment_dir, run_name)
+
+
+def _finish(plan: Plan, client: Any, setup: dict[str, Any], experiment_dir: str, run_name: str) -> dict[str, Any]:
+    children = tracking.child_runs(client, setup["experiment_id"], setup["parent_id"])
+    closed = [run for run in children if tracking.OUTCOME_TAG in run.data.tags]
+    if len(closed) < plan.num_samples:
+        client.set_terminated(setup["parent_id"], status="KILLED")
+        print(
+            f"search interrupted with {len(closed)}/{plan.num_samples} trials done; "
+            f"continue it with: python -m autoinv.search {plan.search} --resume"
+            + (f" --storage {plan.storage}" if plan.storage != os.path.abspath("autoinv_results") else ""),
+            file=sys.stderr,
+        )
+        return {"interrupted": True}
+    best = tracking.best_child(client, setup["experiment_id"], setup["parent_id"], plan.metric, plan.mode)
+    summary: dict[str, Any] = {"run_name": run_name, "parent_run_id": setup["parent_id"], "trials": len(children)}
+    figure = tracking.curves_figure(client, children, plan.metric, best.info.run_id if best else "")
+    tracking.log_figure(client, setup["parent_id"], figure, f"{plan.metric.replace('/', '_')}_curves.png")
+    if best is not None:
+        best_config = {k: _param_value(v) for k, v in best.data.params.items()}
+        value = best.data.metrics[plan.metric]
+        client.set_tag(setup["parent_id"], "autoinv.best_run_id", best.info.run_id)
+        client.log_metric(setup["parent_id"], f"best/{plan.metric}", value)
+        document = {
+            "method": plan.method,
+            "search": plan.search,
+            "metric": plan.metric,
+            "value": value,
+            "config": best_config,
+        }
+        tracking.text_artifact(
+            client, setup["parent_id"], yaml.safe_dump(document, sort_keys=False), "best_config.yaml"
+        )
+        summary.update(best_run_id=best.info.run_id, metric=plan.metric, value=value, config=best_config)
+    client.set_terminated(setup["parent_id"], status="FINISHED")
+    meta_path = os.path.join(experiment_dir, "autoinv.json")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    _write_meta(experiment_dir, {**meta, "state": "finished"})
+    _print_summary(plan, summary, children)
+    return summary
+
+
+def _param_value(text: str) -> Any:
+    """MLflow params are strings; YAML parsing gives back numbers and booleans."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (int, float, bool, str, list)) or value is None else text
+
+
+def _write_meta(folder: str, meta: dict[str, Any]) -> None:
+    tmp = os.path.join(folder, "autoinv.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=1, default=str)
+    os.replace(tmp, os.path.join(folder, "autoinv.json"))
+
+
+def _print_summary(plan: Plan, summary: dict[str, Any], children: list) -> None:
+    outcomes: dict[str, int] = {}
+    for run in children:
+        outcome = run.data.tags.get(tracking.OUTCOME_TAG, "running")
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    counts = ", ".join(f"{count} {outcome}" for outcome, count in sorted(outcomes.items()))
+    lines = ["", f"search {summary['run_name']} done: {len(children)} trials ({counts})"]
+    if "best_run_id" in summary:
+        lines.append(f"best {plan.metric} = {summary['value']:.4f} (run {summary['best_run_id']})")
+        searched = {k: v for k, v in summary["config"].items() if k not in plan.config or plan.config[k] != v}
+        lines.append("best config (searched values): " + ", ".join(f"{k}={v}" for k, v in searched.items()))
+    else:
+        lines.append("no trial finished every epoch, so there is no best config")
+    lines += [
+        f"look:   mlflow ui --backend-store-uri {plan.tracking_uri}",
+        f"export: python -m autoinv.export {plan.experiment} -o best.yaml"
+        + ("" if plan.tracking_uri == tracking.default_tracking_uri() else f" --tracking-uri {plan.tracking_uri}"),
+        "train:  python -m autoinv.train best.yaml --seeds 0 1 2",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; user errors print one line and return exit status 2."""
+    args = _parser().parse_args(argv)
+    if args.list:
+        print("searches:", " ".join(list_searches()))
+        print("methods: ", " ".join(sorted(METHODS)))
+        return 0
+    try:
+        plan, search = make_plan(args)
+        if args.dry_run:
+            print(yaml.safe_dump({"plan": dataclasses.asdict(plan)}, sort_keys=False))
+            return 0
+        tracking.check_tracking_uri(plan.tracking_uri)
+        run_search(plan, search, resume=args.resume)
+    except (SearchError, ConfigError, tracking.TrackingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except ValueError as error:  # the data, model or teacher layers raise ValueError subclasses for bad input
+        if type(error).__name__.endswith("Error") and type(error) is not ValueError:
+            print(f"error: {str(error).splitlines()[0]}", file=sys.stderr)
+            return EXIT_USAGE
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

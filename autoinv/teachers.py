@@ -1,0 +1,149 @@
+"""Frozen teachers: train once per search from a config, cache by the config's hash, or load a checkpoint.
+
+TransformMix, Orbit transfer and TransInv all need a trained classifier to learn from. A search trains the
+teacher before its trials start (``autoinv.search`` calls :func:`load_or_train` on the driver); every trial
+then finds it in the cache. A file lock keeps two processes from training the same teacher at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from filelock import FileLock
+from torch import nn
+
+from autoinv import loop
+from autoinv.config import BaseConfig
+from autoinv.models import create_model
+
+__all__ = ["TeacherSpec", "TeacherError", "teacher_key", "load_or_train"]
+
+
+class TeacherError(ValueError):
+    """A user-facing teacher problem (unreadable or mismatched checkpoint)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherSpec:
+    """Everything that decides a teacher's weights; its hash names the cache entry."""
+
+    arch: str = "small_cnn"
+    """Teacher network (``autoinv.models``)."""
+    dataset: str = "shapes"
+    """Dataset the teacher learns."""
+    data_dir: str = ""
+    """Dataset root."""
+    val_fraction: float = 0.1
+    """Validation split (the same fixed split as the trials)."""
+    epochs: int = 10
+    """Training epochs."""
+    lr: float = 0.05
+    """Peak SGD learning rate."""
+    batch_size: int = 128
+    """Batch size."""
+    augment: str = "flip_crop"
+    """Base augmentation while training."""
+    train_subset: int = 0
+    """Use only the first N training samples (0 = all)."""
+    seed: int = 0
+    """Seed of the teacher's training."""
+    pretrained: bool = False
+    """Start from the architecture's downloadable weights (``tv:`` models), then fine-tune for ``epochs``."""
+    checkpoint: str = ""
+    """Path of a state dict to load instead of training (the other fields must still describe the model)."""
+
+
+def teacher_key(spec: TeacherSpec) -> str:
+    """A short stable hash of the spec: the cache entry's name."""
+    blob = json.dumps(dataclasses.asdict(spec), sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_or_train(
+    spec: TeacherSpec, cache_dir: str, device: torch.device | str = "cpu", progress: bool = True
+) -> nn.Module:
+    """The frozen teacher described by ``spec``, in eval mode on ``device``.
+
+    Loads ``spec.checkpoint`` when given; otherwise loads ``<cache_dir>/teachers/<key>.pt`` or trains it there.
+
+    Args:
+        spec: The teacher's description.
+        cache_dir: Root of the search's shared cache.
+        device: Where the returned model lives.
+        progress: Print one line per training epoch (to stderr).
+    """
+    device = torch.device(device)
+    data = loop.load_data(_as_config(spec), device)
+    model = create_model(spec.arch, data.num_classes, data.shape, pretrained=spec.pretrained).to(device)
+    path = spec.checkpoint or os.path.join(cache_dir, "teachers", f"{teacher_key(spec)}.pt")
+    if not spec.checkpoint:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with FileLock(path + ".lock"):
+            if not os.path.exists(path):
+                trained = _train(spec, data, model, progress)
+                tmp = path + ".tmp"
+                torch.save({"spec": dataclasses.asdict(spec), "model": trained.state_dict()}, tmp)
+                os.replace(tmp, path)  # atomic: a reader never sees half a file
+    _load_into(model, path, spec)
+    model.eval().requires_grad_(False)
+    return model
+
+
+def _as_config(spec: TeacherSpec) -> BaseConfig:
+    return BaseConfig(
+        dataset=spec.dataset,
+        data_dir=spec.data_dir,
+        val_fraction=spec.val_fraction,
+        train_subset=spec.train_subset,
+        model=spec.arch,
+        epochs=spec.epochs,
+        batch_size=spec.batch_size,
+        lr=spec.lr,
+        augment=spec.augment,
+        seed=spec.seed,
+    )
+
+
+class _ProgressRun(loop.MemoryRun):
+    def __init__(self, spec: TeacherSpec, show: bool) -> None:
+        super().__init__()
+        self.spec, self.show = spec, show
+
+    def report(self, epoch: int, metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
+        super().report(epoch, metrics, None)  # keep no per-epoch states: only the final model matters
+        if self.show:
+            print(
+                f"teacher {self.spec.arch} on {self.spec.dataset}: epoch {epoch + 1}/{self.spec.epochs} "
+                f"val/acc {metrics['val/acc']:.3f}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _train(spec: TeacherSpec, data: Any, model: nn.Module, progress: bool) -> nn.Module:
+    def loss_fn(model, x, y, generator):
+        return F.cross_entropy(model(loop.prepare(x)), y), {}
+
+    run = _ProgressRun(spec, progress)
+    loop.train_classifier(_as_config(spec), run, data, model, loss_fn)
+    return model
+
+
+def _load_into(model: nn.Module, path: str, spec: TeacherSpec) -> None:
+    if not os.path.exists(path):
+        raise TeacherError(
+            f"teacher checkpoint {path!r} does not exist; fix teacher_checkpoint or leave it empty to train one"
+        )
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(blob.get("model", blob))
+    except (RuntimeError, KeyError, OSError, ValueError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise TeacherError(f"teacher checkpoint {path!r} does not fit arch {spec.arch!r}: {first}") from None

@@ -1,0 +1,262 @@
+"""MLflow bookkeeping: one experiment per search name, a parent run per search, a child run per trial.
+
+Everything goes through an explicit ``MlflowClient`` and run ids (never the fluent "active run"), so Ray
+workers, a resumed driver and final training can all attach to the right run without global state. The
+tracking URI defaults to an absolute ``sqlite:///…/mlflow.db`` in the working directory: MLflow 3 refuses the
+plain file store, and a relative URI would land in every trial's directory.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import tempfile
+import urllib.error
+import urllib.request
+from typing import Any
+
+from mlflow.entities import Run as MlflowRun
+from mlflow.tracking import MlflowClient
+
+__all__ = [
+    "TrackingError",
+    "default_tracking_uri",
+    "check_tracking_uri",
+    "client_for",
+    "get_or_create_experiment",
+    "create_parent_run",
+    "child_run",
+    "find_child",
+    "child_runs",
+    "finish_child",
+    "log_figure",
+    "log_torch",
+    "best_child",
+    "curves_figure",
+    "git_commit",
+    "package_versions",
+    "flat_params",
+    "text_artifact",
+]
+
+TRIAL_TAG = "autoinv.trial_id"
+ROLE_TAG = "autoinv.role"
+OUTCOME_TAG = "autoinv.outcome"  # completed | stopped_early | failed
+
+
+class TrackingError(ValueError):
+    """The tracking server or database cannot be used; the message says what to do."""
+
+
+def default_tracking_uri(directory: str = "") -> str:
+    """``sqlite:///<absolute dir>/mlflow.db`` (the working directory by default)."""
+    return "sqlite:///" + os.path.join(os.path.abspath(directory or os.getcwd()), "mlflow.db")
+
+
+def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, with one line, when an ``http(s)://`` tracking server does not answer or a URI is a file store."""
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout).read()
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", error)
+            raise TrackingError(
+                f"tracking server {uri} is unreachable ({reason}); start it (mlflow server --host 127.0.0.1) "
+                "or pass another --tracking-uri"
+            ) from None
+    elif not uri.startswith(("sqlite:", "postgresql", "mysql", "mssql", "databricks")):
+        raise TrackingError(
+            f"tracking URI {uri!r} is not a database or server; MLflow 3 refuses file stores: "
+            f"use {default_tracking_uri()} or http://HOST:5000"
+        )
+
+
+def client_for(uri: str) -> MlflowClient:
+    """A client bound to ``uri`` (no global state touched)."""
+    return MlflowClient(tracking_uri=uri)
+
+
+def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str = "") -> str:
+    """The id of experiment ``name``, created with an absolute artifact location when missing (race-safe)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    location = None
+    if artifact_root and "://" not in artifact_root:
+        location = "file://" + os.path.join(os.path.abspath(artifact_root), name)
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:  # another process created it between our look-up and create: use theirs
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+def create_parent_run(
+    client: MlflowClient, experiment_id: str, name: str, tags: dict[str, str], params: dict[str, Any]
+) -> str:
+    """Create the search's parent run with its provenance; return its id."""
+    run = client.create_run(experiment_id, run_name=name, tags={ROLE_TAG: "search", **tags})
+    _log_params(client, run.info.run_id, params)
+    return run.info.run_id
+
+
+def find_child(client: MlflowClient, experiment_id: str, parent_id: str, trial_id: str) -> MlflowRun | None:
+    """The child run of ``parent_id`` tagged with Ray's ``trial_id``, if it exists."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{TRIAL_TAG}` = '{trial_id}'",
+        max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def child_run(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_id: str,
+    trial_id: str,
+    name: str,
+    params: dict[str, Any],
+    tags: dict[str, str],
+) -> str:
+    """The run id of the trial's child run: reattached when the trial resumes, created otherwise.
+
+    Reattaching instead of creating keeps a resumed or retried trial to one child run.
+    """
+    existing = find_child(client, experiment_id, parent_id, trial_id)
+    if existing is not None:
+        client.update_run(existing.info.run_id, status="RUNNING")
+        return existing.info.run_id
+    run = client.create_run(
+        experiment_id,
+        run_name=name,
+        tags={"mlflow.parentRunId": parent_id, TRIAL_TAG: trial_id, ROLE_TAG: "trial", **tags},
+    )
+    _log_params(client, run.info.run_id, params)
+    return run.info.run_id
+
+
+def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[MlflowRun]:
+    """All child runs of a search."""
+    return client.search_runs(
+        [experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}'", max_results=5000
+    )
+
+
+def finish_child(client: MlflowClient, run_id: str, outcome: str, epochs_done: int, error: str = "") -> None:
+    """Close a child run: ``completed`` → FINISHED, ``stopped_early`` → KILLED (with the epoch), ``failed`` → FAILED."""
+    tags = {OUTCOME_TAG: outcome, "autoinv.epochs_done": str(epochs_done)}
+    if outcome == "stopped_early":
+        tags["autoinv.stopped_at_epoch"] = str(epochs_done)
+    if error:
+        tags["autoinv.error"] = error[:7000]
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    status = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED"}[outcome]
+    client.set_terminated(run_id, status=status)
+
+
+def log_figure(client: MlflowClient, run_id: str, fig: Any, artifact_file: str) -> None:
+    """Save a matplotlib figure as a PNG artifact of ``run_id`` and close it."""
+    import matplotlib.pyplot as plt
+
+    client.log_figure(run_id, fig, artifact_file)
+    plt.close(fig)
+
+
+def log_torch(client: MlflowClient, run_id: str, obj: dict[str, Any], artifact_file: str) -> None:
+    """``torch.save`` a dict of weights and settings as an artifact (e.g. ``mixer.pt``)."""
+    import torch
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, os.path.basename(artifact_file))
+        torch.save(obj, path)
+        client.log_artifact(run_id, path, os.path.dirname(artifact_file) or None)
+
+
+def best_child(client: MlflowClient, experiment_id: str, parent_id: str, metric: str, mode: str) -> MlflowRun | None:
+    """The best child that completed every epoch (early-stopped trials never win on a truncated score)."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_id}' and tags.`{OUTCOME_TAG}` = 'completed'",
+        order_by=[f"metrics.`{metric}` {'DESC' if mode == 'max' else 'ASC'}"],
+        max_results=1000,
+    )
+    runs = [run for run in runs if metric in run.data.metrics]
+    return runs[0] if runs else None
+
+
+def curves_figure(client: MlflowClient, runs: list[MlflowRun], metric: str, best_id: str = "") -> Any:
+    """One figure with every trial's ``metric`` against epoch; the best trial drawn thick."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for run in runs:
+        history = sorted(client.get_metric_history(run.info.run_id, metric), key=lambda m: m.step)
+        if not history:
+            continue
+        best = run.info.run_id == best_id
+        outcome = run.data.tags.get(OUTCOME_TAG, "running")
+        ax.plot(
+            [m.step + 1 for m in history],
+            [m.value for m in history],
+            lw=2.5 if best else 1.0,
+            alpha=1.0 if best else 0.6,
+            ls="-" if outcome == "completed" else "--",
+            label=f"{run.info.run_name} (best)" if best else None,
+        )
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} of every trial (dashed: stopped early or failed)")
+    if best_id:
+        ax.legend(loc="best")
+    fig.tight_layout()
+    return fig
+
+
+def git_commit(directory: str = "") -> str:
+    """The git commit of ``directory`` (or of the autoinv package), with ``-dirty`` when it has changes."""
+    where = directory or os.path.dirname(os.path.abspath(__file__))
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=where, capture_output=True, text=True, timeout=5)
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the stack, for provenance."""
+    out = {}
+    for name in ("autoinv", "torch", "torchvision", "ray", "optuna", "mlflow", "kornia", "normflows", "numpy"):
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def flat_params(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Params as MLflow strings (values longer than MLflow's limit are cut)."""
+    return {f"{prefix}{k}": str(v)[:6000] for k, v in values.items()}
+
+
+def _log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, v) for k, v in flat_params(params).items()]
+    for start in range(0, len(items), 100):  # MLflow takes at most 100 params per batch
+        client.log_batch(run_id, params=items[start : start + 100])
+
+
+def text_artifact(client: MlflowClient, run_id: str, text: str, artifact_file: str) -> None:
+    """Log ``text`` as a file artifact."""
+    client.log_text(run_id, text, artifact_file)

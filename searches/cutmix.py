@@ -1,0 +1,17 @@
+"""CutMix (Yun et al., 2019): searched α, mixing probability, learning rate and weight decay."""
+
+METHOD = "cutmix"
+METRIC = "val/acc"
+MODE = "max"
+NUM_SAMPLES = 24
+BASE = {"dataset": "cifar10", "model": "resnet18", "epochs": 200, "batch_size": 128, "augment": "flip_crop"}
+QUICK = {"dataset": "shapes", "model": "small_cnn", "epochs": 4, "train_subset": 2000, "batch_size": 64}
+QUICK_NUM_SAMPLES = 6
+
+
+def space(trial) -> dict:
+    trial.suggest_float("mix_alpha", 0.1, 4.0, log=True)
+    trial.suggest_float("mix_prob", 0.3, 1.0)
+    trial.suggest_float("lr", 1e-2, 0.3, log=True)
+    trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True)
+    return {}

@@ -1,0 +1,16 @@
+"""ERM with a searched base augmentation: the reference every learned method is compared against."""
+
+METHOD = "erm"
+METRIC = "val/acc"
+MODE = "max"
+NUM_SAMPLES = 24
+BASE = {"dataset": "cifar10", "model": "resnet18", "epochs": 200, "batch_size": 128, "schedule": "cosine"}
+QUICK = {"dataset": "shapes", "model": "small_cnn", "epochs": 4, "train_subset": 2000, "batch_size": 64}
+QUICK_NUM_SAMPLES = 6
+
+
+def space(trial) -> dict:
+    trial.suggest_float("lr", 1e-2, 0.3, log=True)
+    trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True)
+    trial.suggest_categorical("augment", ["none", "flip_crop", "randaugment", "trivialaugment", "autoaugment", "augmix"])
+    return {}

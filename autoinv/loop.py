@@ -23,6 +23,7 @@ from torch import nn
 from autoinv import augment
 from autoinv.config import BaseConfig
 from autoinv.data import Dataset, load_dataset, to_float
+from autoinv.figures import batch_figure
 
 __all__ = [
     "Run",
@@ -30,6 +31,7 @@ __all__ = [
     "seed_everything",
     "pick_device",
     "load_data",
+    "start",
     "standardize",
     "prepare",
     "batch_indices",
@@ -135,6 +137,17 @@ def load_data(cfg: BaseConfig, device: torch.device) -> Dataset:
             data, x_train=data.x_train[: cfg.train_subset], y_train=data.y_train[: cfg.train_subset]
         )
     return data.to(device)
+
+
+def start(cfg: BaseConfig) -> tuple[torch.device, Dataset]:
+    """Every ``fit`` begins here: seed everything, pick the device, load the data onto it.
+
+    Seeding first makes model initialisation depend on ``cfg.seed`` alone, not on what the process did before
+    (a Ray worker and ``autoinv.train`` must build the same initial weights).
+    """
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    return device, load_data(cfg, device)
 
 
 def standardize(x: torch.Tensor) -> torch.Tensor:
@@ -280,10 +293,15 @@ def train_classifier(
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         started, loss_sum, seen, logs_sum = time.perf_counter(), 0.0, 0, {}
-        for idx in batch_indices(len(data.x_train), cfg.batch_size, generator, device, cfg.steps_per_epoch):
+        for step, idx in enumerate(
+            batch_indices(len(data.x_train), cfg.batch_size, generator, device, cfg.steps_per_epoch)
+        ):
             x, y = data.x_train[idx], data.y_train[idx]
             if data.kind == "image":
                 x = augment.augment_batch(x, cfg.augment, generator=aug_generator)
+            if step == 0 and epoch in (start_epoch, cfg.epochs - 1):
+                title = f"training batch after augment={cfg.augment}, epoch {epoch + 1}"
+                run.figure("augmented_samples", batch_figure(x, y, title), epoch)
             with autocast(device, cfg.amp):
                 loss, logs = loss_fn(model, x, y, aug_generator)
             if not torch.isfinite(loss):

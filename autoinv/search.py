@@ -180,11 +180,15 @@ class TuneRun:
         """Searches keep checkpoints in Ray's storage, not the model in MLflow."""
 
 
-def _trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
+def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     """The function trainable: one trial = one ``fit`` of the method with this config."""
+    import logging
+
     import ray
     from ray import tune
 
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
     context = tune.get_context()
     method = get_method(setup["method"])
     client = tracking.client_for(setup["tracking_uri"])
@@ -290,6 +294,7 @@ class Plan:
     gpus_per_trial: float
     cpus_per_trial: float
     max_concurrent: int
+    max_concurrent_cap: int
     storage: str
     tracking_uri: str
     experiment: str
@@ -369,11 +374,6 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, ModuleType]:
     if args.max_concurrent:
         concurrent = min(concurrent, args.max_concurrent)
     tracking_uri = args.tracking_uri or tracking.default_tracking_uri()
-    if args.address and tracking_uri.startswith("sqlite:") and not args.tracking_uri:
-        print(
-            "note: joining a cluster with a local sqlite tracking URI; workers on other nodes need --tracking-uri http://…",
-            file=sys.stderr,
-        )
     plan = Plan(
         search=search.NAME,
         method=search.METHOD,
@@ -387,6 +387,7 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, ModuleType]:
         gpus_per_trial=gpus_per_trial,
         cpus_per_trial=args.cpus_per_trial,
         max_concurrent=max(1, concurrent),
+        max_concurrent_cap=args.max_concurrent or 0,
         storage=os.path.abspath(args.storage or "autoinv_results") if "://" not in args.storage else args.storage,
         tracking_uri=tracking_uri,
         experiment=args.experiment or search.NAME,
@@ -480,7 +481,6 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str
     """Run (or resume) the search; return a summary dict (best run id, metric, config)."""
     from ray import tune
 
-    client = tracking.client_for(plan.tracking_uri)
     if resume:
         experiment_dir = _latest_resumable(plan)
         with open(os.path.join(experiment_dir, "autoinv.json")) as f:
@@ -490,12 +490,21 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str
         plan = dataclasses.replace(
             plan, **{k: meta["plan"][k] for k in ("config", "num_samples", "max_epochs", "tracking_uri", "experiment")}
         )
-        client = tracking.client_for(plan.tracking_uri)
         setup = meta["setup"]
-        client.update_run(setup["parent_id"], status="RUNNING")
     run_name = os.path.basename(experiment_dir) if resume else f"{plan.search}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     cache_dir = os.path.join(plan.storage, "cache")
-    _connect_ray(plan)
+    cluster = _connect_ray(plan)  # before touching MLflow: a refused cluster leaves nothing behind
+    if plan.address and plan.tracking_uri.startswith("sqlite:"):
+        print(
+            "note: a sqlite tracking URI works on one node only; on a multi-node cluster pass --tracking-uri http://…",
+            file=sys.stderr,
+        )
+    if not plan.gpus_per_trial and not resume:  # CPU-only trials: as many at once as the cluster's CPUs hold
+        fits = max(1, int(cluster.get("CPU", 1) // plan.cpus_per_trial))
+        plan = dataclasses.replace(plan, max_concurrent=min(fits, plan.max_concurrent_cap or fits))
+    client = tracking.client_for(plan.tracking_uri)
+    if resume:
+        client.update_run(setup["parent_id"], status="RUNNING")
     _train_teachers(plan, cache_dir)
 
     if not resume:
@@ -537,7 +546,7 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str
         )
 
     resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
-    trainable = tune.with_resources(tune.with_parameters(_trial, setup=setup), resources)
+    trainable = tune.with_resources(tune.with_parameters(trial, setup=setup), resources)
     print(
         f"search {run_name}: {plan.num_samples} trials of {plan.method}, up to {plan.max_concurrent} at once, "
         f"{plan.max_epochs} epochs each, {plan.scheduler}; MLflow: {plan.tracking_uri}",
@@ -551,6 +560,8 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str
             trainable,
             param_space=dict(plan.config),
             tune_config=tune.TuneConfig(
+                metric=plan.metric,
+                mode=plan.mode,
                 search_alg=_searcher(search, run_name, plan.seed, plan.max_epochs, plan.num_samples),
                 scheduler=_scheduler(plan.scheduler, plan.max_epochs, plan.grace_period, plan.reduction_factor),
                 num_samples=plan.num_samples,

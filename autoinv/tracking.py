@@ -214,7 +214,7 @@ def curves_figure(client: MlflowClient, runs: list[MlflowRun], metric: str, best
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} of every trial (dashed: stopped early or failed)")
-    if best_id:
+    if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
     fig.tight_layout()
     return fig

@@ -64,14 +64,21 @@ class FinalRun:
         tracking.log_torch(self.client, self.run_id, obj, f"{name}.pt")
 
     def save_model(self, model: Any) -> None:
+        from importlib.metadata import version
+
         import mlflow
-        import torch
 
         self.bar.close()
         mlflow.set_tracking_uri(self.client.tracking_uri)
         with mlflow.start_run(run_id=self.run_id):
+            # Pickle, not MLflow's default torch.export graph: it takes any nn.Module and needs no input example.
             # Explicit requirements skip MLflow's slow import-scanning inference.
-            mlflow.pytorch.log_model(model.cpu(), name="model", pip_requirements=[f"torch=={torch.__version__}"])
+            mlflow.pytorch.log_model(
+                model.cpu(),
+                name="model",
+                serialization_format="pickle",
+                pip_requirements=[f"torch=={version('torch')}", f"autoinv=={version('autoinv')}"],
+            )
 
 
 def load_document(path: str) -> dict[str, Any]:

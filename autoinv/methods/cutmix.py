@@ -68,8 +68,7 @@ def cutmix_batch(
 
 def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     """Train the task network on CutMix batches; report ``val/acc`` per epoch."""
-    device = loop.pick_device(cfg.device)
-    data = loop.load_data(cfg, device)
+    device, data = loop.start(cfg)
     if data.kind != "image":
         raise ValueError(f"cutmix needs images; dataset {cfg.dataset!r} holds signals")
     model = create_model(cfg.model, data.num_classes, data.shape).to(device)

@@ -23,8 +23,7 @@ class Config(BaseConfig):
 
 def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     """Train the task network with cross-entropy on base-augmented batches; report ``val/acc`` per epoch."""
-    device = loop.pick_device(cfg.device)
-    data = loop.load_data(cfg, device)
+    device, data = loop.start(cfg)
     model = create_model(cfg.model, data.num_classes, data.shape).to(device)
 
     def loss_fn(model, x, y, generator):

@@ -62,8 +62,7 @@ def mixup_batch(
 
 def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     """Train the task network on Mixup batches; report ``val/acc`` per epoch."""
-    device = loop.pick_device(cfg.device)
-    data = loop.load_data(cfg, device)
+    device, data = loop.start(cfg)
     model = create_model(cfg.model, data.num_classes, data.shape).to(device)
     gen, rng = torch.Generator().manual_seed(cfg.seed + 2), np.random.default_rng(cfg.seed + 2)
 

@@ -1,0 +1,13 @@
+"""Tiny settings per registered method for the contract tests (like composer's algorithm_settings).
+
+A method missing here fails ``test_every_method_has_settings``: adding a method means adding its tiny settings.
+"""
+
+# Shared by every method: one epoch of two steps on a few samples.
+TINY = {"epochs": 1, "steps_per_epoch": 2, "batch_size": 16, "train_subset": 64, "eval_batch_size": 256}
+
+METHOD_SETTINGS: dict[str, dict] = {
+    "erm": {"dataset": "digits", "model": "small_cnn"},
+    "mixup": {"dataset": "digits", "model": "small_cnn"},
+    "cutmix": {"dataset": "digits", "model": "small_cnn"},
+}

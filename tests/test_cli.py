@@ -1,0 +1,129 @@
+"""Bad input: every user error exits with status 2, prints one line that says what to do, and writes nothing."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from autoinv import tracking
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(module, *args, cwd, timeout=300):
+    env = {**os.environ, "PYTHONPATH": ROOT, "AUTOINV_DATA": os.path.join(str(cwd), "..", "data")}
+    return subprocess.run(
+        [sys.executable, "-m", f"autoinv.{module}", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_usage_error(result, *needles, cwd=None, before=()):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    if cwd is not None:
+        assert sorted(os.listdir(cwd)) == sorted(before), "nothing may be written on a usage error"
+
+
+@pytest.fixture
+def work(tmp_path):
+    folder = tmp_path / "work"
+    folder.mkdir()
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["nosuchsearch"], ["unknown search 'nosuchsearch'", "erm"]),
+        (["erm", "--quick", "--set", "nosuch=1"], ["unknown config key 'nosuch'"]),
+        (["erm", "--quick", "--set", "lr=fast"], ["lr='fast' is not a valid float"]),
+        (["erm", "--quick", "--set", "epochs=0"], ["epochs=0 must be >= 1"]),
+        (["erm", "--quick", "--set", "dataset=nosuchdata"], ["unknown dataset 'nosuchdata'"]),
+        (["erm", "--quick", "--set", "model=nosuchnet"], ["nosuchnet"]),
+        (["erm", "--set", "dataset=cifar10"], ["cifar10", "--quick"]),
+        (["erm", "--quick", "--tracking-uri", "http://127.0.0.1:9"], ["unreachable", "--tracking-uri"]),
+        (["erm", "--quick", "--address", "127.0.0.1:9"], ["no Ray cluster answers at 127.0.0.1:9"]),
+        (["erm", "--quick", "--resume"], ["nothing to resume"]),
+        (["erm", "--quick", "--gpus-per-trial", "1"], ["--gpus"]),
+    ],
+)
+def test_search_usage_errors(work, args, needles):
+    result = run_cli("search", *args, cwd=work)
+    assert_usage_error(result, *needles, cwd=work, before=[])
+
+
+def test_search_files_that_do_not_import_or_lack_space(work, tmp_path):
+    broken = tmp_path / "broken.py"
+    broken.write_text("METHOD = 'erm'\nthis is not python\n")
+    assert_usage_error(run_cli("search", str(broken), cwd=work), "does not import", cwd=work)
+    spaceless = tmp_path / "spaceless.py"
+    spaceless.write_text(
+        textwrap.dedent("""
+        METHOD = "erm"
+        METRIC = "val/acc"
+        MODE = "max"
+        BASE = {}
+    """)
+    )
+    assert_usage_error(run_cli("search", str(spaceless), cwd=work), "lacks space", cwd=work)
+    testmetric = tmp_path / "testmetric.py"
+    testmetric.write_text(spaceless.read_text().replace("val/acc", "test/acc") + "\ndef space(trial):\n    return {}\n")
+    assert_usage_error(run_cli("search", str(testmetric), cwd=work), "must be a val/* metric", cwd=work)
+
+
+def test_gpus_beyond_the_cluster_fail_at_once(work):
+    result = run_cli("search", "erm", "--quick", "--gpus", "4", cwd=work)
+    assert_usage_error(result, "--gpus 4 asked", "0 GPUs", cwd=work, before=[])
+
+
+def test_export_errors(work):
+    assert_usage_error(run_cli("export", "erm", cwd=work), "no tracking database", cwd=work, before=[])
+    # A search whose only trial was stopped early has nothing to export.
+    uri = tracking.default_tracking_uri(str(work))
+    client = tracking.client_for(uri)
+    experiment = tracking.get_or_create_experiment(client, "erm")
+    parent = tracking.create_parent_run(
+        client, experiment, "erm-1", {"autoinv.metric": "val/acc", "autoinv.mode": "max", "autoinv.method": "erm"}, {}
+    )
+    child = tracking.child_run(client, experiment, parent, "t1", "t1", {"lr": 0.1}, {})
+    tracking.finish_child(client, child, "stopped_early", 1)
+    before = os.listdir(work)
+    assert_usage_error(
+        run_cli("export", "erm", cwd=work), "no trial that finished every epoch", cwd=work, before=before
+    )
+    assert_usage_error(run_cli("export", "nosuch", cwd=work), "no search named 'nosuch'", cwd=work, before=before)
+
+
+def test_train_errors(work):
+    (work / "bad.yaml").write_text("method: erm\nconfig:\n  lr: 0.1\n  nosuch: 3\n")
+    (work / "extra.yaml").write_text("method: erm\nconfig: {}\nsurprise: 1\n")
+    (work / "method.yaml").write_text("method: nosuch\nconfig: {}\n")
+    before = os.listdir(work)
+    assert_usage_error(run_cli("train", "bad.yaml", cwd=work), "unknown config key 'nosuch'", cwd=work, before=before)
+    assert_usage_error(
+        run_cli("train", "extra.yaml", cwd=work), "unknown top-level keys surprise", cwd=work, before=before
+    )
+    assert_usage_error(run_cli("train", "method.yaml", cwd=work), "unknown method 'nosuch'", cwd=work, before=before)
+    assert_usage_error(run_cli("train", "missing.yaml", cwd=work), "does not exist", cwd=work, before=before)
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(work):
+    result = run_cli("search", "erm", "--quick", "--dry-run", "--gpus", "0", cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert "method: erm" in result.stdout and "num_samples: 6" in result.stdout
+    assert os.listdir(work) == []
+
+
+def test_list(work):
+    result = run_cli("search", "--list", cwd=work)
+    assert result.returncode == 0 and "erm" in result.stdout and "mixup" in result.stdout

@@ -1,0 +1,300 @@
+"""End to end through real Ray Tune, Optuna, ASHA and MLflow (sqlite in a temp dir), then export and train.
+
+One tiny search (6 trials of ERM on `digits`) is shared by the checks of what landed in the database, the
+export → train round trip, the MLflow REST API and the notebook. Resume and the simulated 8-GPU cluster run
+their own searches.
+"""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+from autoinv import tracking
+from tests.test_cli import ROOT
+
+TINY_SEARCH = [
+    "erm",
+    "--quick",
+    "--num-samples",
+    "6",
+    "--max-epochs",
+    "3",
+    "--reduction-factor",
+    "2",
+    "--set",
+    "dataset=digits",
+    "train_subset=400",
+    "steps_per_epoch=6",
+    "batch_size=32",
+]
+
+
+def env_for(folder):
+    return {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "AUTOINV_DATA": os.path.join(str(folder), "data"),
+        "RAY_DEDUP_LOGS": "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def cli(module, *args, cwd, timeout=600, extra_env=None):
+    return subprocess.run(
+        [sys.executable, "-m", f"autoinv.{module}", *args],
+        cwd=cwd,
+        env={**env_for(cwd), **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def children_of(client, name):
+    experiment = client.get_experiment_by_name(name)
+    parents = client.search_runs([experiment.experiment_id], filter_string="tags.`autoinv.role` = 'search'")
+    assert len(parents) == 1
+    return parents[0], tracking.child_runs(client, experiment.experiment_id, parents[0].info.run_id)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("search")
+    started = time.perf_counter()
+    result = cli("search", *TINY_SEARCH, cwd=folder)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return folder, result, time.perf_counter() - started
+
+
+def test_database_holds_parent_children_metrics_outcomes_and_pictures(searched):
+    folder, result, seconds = searched
+    print(f"tiny search took {seconds:.0f} s")
+    client = tracking.client_for(tracking.default_tracking_uri(str(folder)))
+    parent, children = children_of(client, "erm")
+    assert len(children) == 6
+    assert len({c.data.tags[tracking.TRIAL_TAG] for c in children}) == 6
+    outcomes = [c.data.tags.get(tracking.OUTCOME_TAG) for c in children]
+    assert set(outcomes) <= {"completed", "stopped_early"}
+    assert "stopped_early" in outcomes, "ASHA should stop at least one of 6 trials"
+    for child in children:
+        history = client.get_metric_history(child.info.run_id, "val/acc")
+        steps = sorted(m.step for m in history)
+        assert steps == list(range(len(steps))) and steps, "one val/acc per epoch, with the epoch as step"
+        if child.data.tags[tracking.OUTCOME_TAG] == "completed":
+            assert len(steps) == 3 and child.info.status == "FINISHED"
+        else:
+            assert int(child.data.tags["autoinv.stopped_at_epoch"]) == len(steps) < 3
+            assert child.info.status == "KILLED"
+        assert child.data.params["dataset"] == "digits" and "lr" in child.data.params
+        pictures = [a.path for a in client.list_artifacts(child.info.run_id, "figures/augmented_samples")]
+        assert pictures and all(p.endswith(".png") for p in pictures)
+    best_id = parent.data.tags["autoinv.best_run_id"]
+    best = client.get_run(best_id)
+    completed = [c for c in children if c.data.tags[tracking.OUTCOME_TAG] == "completed"]
+    assert best.data.metrics["val/acc"] == max(c.data.metrics["val/acc"] for c in completed)
+    parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"best_config.yaml", "val_acc_curves.png"} <= parent_files
+    for key in ("autoinv.git_commit", "version.torch", "version.ray", "version.mlflow", "version.optuna"):
+        assert key in parent.data.tags
+    assert f"best val/acc = {best.data.metrics['val/acc']:.4f}" in result.stdout
+
+
+def test_export_then_train_reproduces_the_best_trial(searched):
+    folder, _, _ = searched
+    exported = cli("export", "erm", "-o", "best.yaml", cwd=folder)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    document = yaml.safe_load((folder / "best.yaml").read_text())
+    client = tracking.client_for(tracking.default_tracking_uri(str(folder)))
+    best = client.get_run(document["provenance"]["run_id"])
+    assert document["method"] == "erm" and document["config"]["dataset"] == "digits"
+    assert document["provenance"]["value"] == best.data.metrics["val/acc"]
+    seed = document["config"]["seed"]
+    trained = cli("train", "best.yaml", "--seeds", str(seed), cwd=folder, extra_env={"OMP_NUM_THREADS": "1"})
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    final = client.get_experiment_by_name("erm-final")
+    runs = client.search_runs([final.experiment_id], filter_string="tags.`autoinv.role` = 'trial'")
+    assert len(runs) == 1
+    assert abs(runs[0].data.metrics["val/acc"] - best.data.metrics["val/acc"]) <= 0.01
+    assert "test/acc" in runs[0].data.metrics
+    assert "test/acc:" in trained.stdout and "±" in trained.stdout
+    assert client.search_logged_models([final.experiment_id]), "the trained model is logged with mlflow.pytorch"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_mlflow_server_rest_api_lists_the_runs(searched):
+    folder, _, _ = searched
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking.default_tracking_uri(str(folder))]
+        + ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(base + "/health", timeout=2).read()
+                break
+            except OSError:
+                assert time.time() < deadline, "mlflow server did not start"
+                time.sleep(1)
+        with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=erm") as r:
+            experiment_id = json.load(r)["experiment"]["experiment_id"]
+        request = urllib.request.Request(
+            f"{base}/api/2.0/mlflow/runs/search",
+            data=json.dumps({"experiment_ids": [experiment_id], "max_results": 100}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request) as r:
+            runs = json.load(r)["runs"]
+        assert len(runs) == 7
+        parents = [r for r in runs if not any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))]
+        assert len(parents) == 1
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_resume_after_killing_the_driver(tmp_path):
+    args = [*TINY_SEARCH, "--max-concurrent", "2", "--seed", "3", "--set", "steps_per_epoch=10"]
+    args = [a for a in args if a != "steps_per_epoch=6"]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "autoinv.search", *args],
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    uri = tracking.default_tracking_uri(str(tmp_path))
+    deadline = time.time() + 400
+    closed = 0
+    while closed < 2:
+        assert driver.poll() is None, "the search ended before it could be interrupted"
+        assert time.time() < deadline
+        time.sleep(2)
+        if os.path.exists(uri[len("sqlite:///") :]):
+            try:
+                client = tracking.client_for(uri)
+                experiment = client.get_experiment_by_name("erm")
+                if experiment:
+                    runs = client.search_runs([experiment.experiment_id], "tags.`autoinv.outcome` != ''")
+                    closed = len(runs)
+            except Exception:  # the database may be busy or half-created: look again
+                pass
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray cluster it started die at once
+    driver.wait()
+    time.sleep(2)
+    resumed = cli("search", *args, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    client = tracking.client_for(uri)
+    parent, children = children_of(client, "erm")
+    assert len(children) == 6, [c.info.run_name for c in children]
+    assert len({c.data.tags[tracking.TRIAL_TAG] for c in children}) == 6
+    assert all(c.data.tags.get(tracking.OUTCOME_TAG) in ("completed", "stopped_early") for c in children)
+    assert parent.info.status == "FINISHED" and "autoinv.best_run_id" in parent.data.tags
+    again = cli("search", *args, "--resume", cwd=tmp_path)
+    assert again.returncode == 2 and "nothing to resume" in again.stderr
+
+
+def test_simulated_8_gpu_cluster_runs_8_trials_at_once(tmp_path):
+    port = free_port()
+    # Ray >= 2.59 turns token authentication on for clusters it starts; a driver joining by address must opt in.
+    env = {**env_for(tmp_path), "RAY_AUTH_MODE": "token"}
+    # --block keeps the head in the foreground so killing its process group stops exactly this cluster.
+    head = subprocess.Popen(
+        [
+            "ray",
+            "start",
+            "--head",
+            "--block",
+            f"--port={port}",
+            "--num-cpus=8",
+            "--num-gpus=8",
+            "--include-dashboard=false",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.time() < deadline, "ray head did not start"
+                time.sleep(1)
+        result = cli(
+            "search",
+            "erm",
+            "--quick",
+            "--address",
+            f"127.0.0.1:{port}",
+            "--gpus",
+            "8",
+            "--num-samples",
+            "8",
+            "--scheduler",
+            "fifo",
+            "--max-epochs",
+            "2",
+            "--set",
+            "dataset=digits",
+            "train_subset=400",
+            "steps_per_epoch=40",
+            "batch_size=32",
+            cwd=tmp_path,
+            extra_env={"RAY_AUTH_MODE": "token"},
+        )
+        assert result.returncode == 0, result.stderr[-4000:]
+    finally:
+        os.killpg(head.pid, signal.SIGTERM)
+        head.wait(timeout=120)
+    client = tracking.client_for(tracking.default_tracking_uri(str(tmp_path)))
+    parent, children = children_of(client, "erm")
+    assert len(children) == 8
+    gpu_ids = [c.data.tags["autoinv.gpu_ids"] for c in children]
+    assert sorted(gpu_ids, key=int) == [str(i) for i in range(8)], gpu_ids
+    assert parent.data.params["cli.max_concurrent"] == "8"
+    # All 8 were alive together: the last to start began before the first to end had finished.
+    assert max(c.info.start_time for c in children) < min(c.info.end_time for c in children)
+
+
+def test_compare_trials_notebook_runs_headless(searched):
+    import nbformat
+    from nbclient import NotebookClient
+
+    folder, _, _ = searched
+    notebook = nbformat.read(os.path.join(ROOT, "notebooks", "compare_trials.ipynb"), as_version=4)
+    os.environ["AUTOINV_TRACKING_URI"] = tracking.default_tracking_uri(str(folder))
+    os.environ["AUTOINV_EXPERIMENT"] = "erm"
+    try:
+        NotebookClient(
+            notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(folder)}}
+        ).execute()
+    finally:
+        del os.environ["AUTOINV_TRACKING_URI"], os.environ["AUTOINV_EXPERIMENT"]
+    outputs = "".join(o.get("text", "") for cell in notebook.cells for o in cell.get("outputs", []))
+    assert "search erm-" in outputs and "best val/acc" in outputs
+    images = [o for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
+    assert len(images) >= 2

@@ -37,10 +37,9 @@ def batch_figure(x: torch.Tensor, labels: torch.Tensor | None = None, title: str
         if i >= n:
             continue
         if x.dim() == 4:
-            image = x[i].clamp(0, 1).permute(1, 2, 0)
-            ax.imshow(
-                image.squeeze(-1) if image.shape[-1] == 1 else image, cmap="gray" if image.shape[-1] == 1 else None
-            )
+            image = x[i].clamp(0, 1).permute(1, 2, 0).numpy()
+            grey = image.shape[-1] == 1
+            ax.imshow(image[..., 0] if grey else image, cmap="gray" if grey else None, vmin=0, vmax=1)
         else:
             ax.set_axis_on()
             ax.plot(x[i].T.numpy(), lw=0.8)

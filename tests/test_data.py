@@ -1,6 +1,7 @@
 import pickle
 import struct
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,9 +85,9 @@ def test_mnist1d_generation_leaves_global_rngs_alone(tmp_path):
 
 
 def test_shapes_deterministic_by_seed_and_balanced(data_dir):
-    a = data._shapes(None, False, seed=3, n_train=100, n_test=20)
-    b = data._shapes(None, False, seed=3, n_train=100, n_test=20)
-    c = data._shapes(None, False, seed=4, n_train=100, n_test=20)
+    a = data._shapes(Path(data_dir), False, seed=3, n_train=100, n_test=20)
+    b = data._shapes(Path(data_dir), False, seed=3, n_train=100, n_test=20)
+    c = data._shapes(Path(data_dir), False, seed=4, n_train=100, n_test=20)
     assert all(torch.equal(u, v) for u, v in zip(a, b))
     assert not torch.equal(a.x_train, c.x_train)
     counts = load_dataset("shapes", data_dir=data_dir).y_train.bincount()

@@ -250,6 +250,7 @@ def train_classifier(
     extra_state: dict[str, Any] | None = None,
     on_epoch: Callable[[int], dict[str, float]] | None = None,
     params: Any = None,
+    batch_fn: Callable[[torch.Tensor, torch.Generator], tuple[torch.Tensor, torch.Tensor]] | None = None,
 ) -> dict[str, float]:
     """Train ``model`` for ``cfg.epochs`` with ``loss_fn`` per batch; report ``val/*`` once per epoch; resumable.
 
@@ -267,6 +268,9 @@ def train_classifier(
         on_epoch: Called after each epoch's evaluation with the epoch number; returns extra metrics (and may
             send figures through ``run.figure``).
         params: Parameters to optimise (default: ``model.parameters()``).
+        batch_fn: ``batch_fn(idx, generator) -> (x, y)`` builds the training batch from the sample indices
+            (B,) instead of the default base augmentation; for methods that keep per-sample side data (e.g.
+            saliency maps) and must augment it with the same parameters as the images.
 
     Returns:
         The last epoch's metrics, plus ``test/acc`` and ``test/loss`` when ``cfg.eval_test`` is set.
@@ -296,9 +300,12 @@ def train_classifier(
         for step, idx in enumerate(
             batch_indices(len(data.x_train), cfg.batch_size, generator, device, cfg.steps_per_epoch)
         ):
-            x, y = data.x_train[idx], data.y_train[idx]
-            if data.kind == "image":
-                x = augment.augment_batch(x, cfg.augment, generator=aug_generator)
+            if batch_fn is not None:
+                x, y = batch_fn(idx, aug_generator)
+            else:
+                x, y = data.x_train[idx], data.y_train[idx]
+                if data.kind == "image":
+                    x = augment.augment_batch(x, cfg.augment, generator=aug_generator)
             if step == 0 and epoch in (start_epoch, cfg.epochs - 1):
                 title = f"training batch after augment={cfg.augment}, epoch {epoch + 1}"
                 run.figure("augmented_samples", batch_figure(x, y, title), epoch)

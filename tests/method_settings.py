@@ -10,4 +10,7 @@ METHOD_SETTINGS: dict[str, dict] = {
     "erm": {"dataset": "digits", "model": "small_cnn"},
     "mixup": {"dataset": "digits", "model": "small_cnn"},
     "cutmix": {"dataset": "digits", "model": "small_cnn"},
+    "manifold_mixup": {"dataset": "digits", "model": "small_cnn"},
+    "saliencymix": {"dataset": "digits", "model": "small_cnn", "teacher_epochs": 1},
+    "transformmix": {"dataset": "digits", "model": "small_cnn", "teacher_epochs": 1, "mix_epochs": 1},
 }

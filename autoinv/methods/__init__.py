@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from autoinv.methods import cutmix, erm, mixup
+from autoinv.methods import cutmix, erm, manifold_mixup, mixup, saliencymix, transformmix
 
 __all__ = ["METHODS", "get_method", "list_methods"]
 
@@ -12,6 +12,9 @@ METHODS: dict[str, ModuleType] = {
     "erm": erm,
     "mixup": mixup,
     "cutmix": cutmix,
+    "manifold_mixup": manifold_mixup,
+    "saliencymix": saliencymix,
+    "transformmix": transformmix,
 }
 
 

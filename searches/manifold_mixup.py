@@ -1,0 +1,26 @@
+"""Manifold Mixup (Verma et al., 2019): searched α, deepest mixed stage, mix probability, lr, weight decay."""
+
+METHOD = "manifold_mixup"
+METRIC = "val/acc"
+MODE = "max"
+NUM_SAMPLES = 24
+# The CIFAR-100 PreActResNet-18 setting TransformMix compares against (its Table 2).
+BASE = {
+    "dataset": "cifar100",
+    "model": "preactresnet18",
+    "epochs": 200,
+    "batch_size": 128,
+    "lr": 0.1,
+    "augment": "flip_crop",
+}
+QUICK = {"dataset": "shapes", "model": "small_cnn", "epochs": 3, "train_subset": 1024, "batch_size": 64}
+QUICK_NUM_SAMPLES = 6
+
+
+def space(trial) -> dict:
+    trial.suggest_float("mix_alpha", 0.1, 4.0, log=True)
+    trial.suggest_int("mix_max_layer", 0, 2)
+    trial.suggest_float("mix_prob", 0.25, 1.0)
+    trial.suggest_float("lr", 1e-2, 0.3, log=True)
+    trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True)
+    return {}

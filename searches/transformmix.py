@@ -1,0 +1,47 @@
+"""TransformMix: searched mixer architecture, τ init, α, k, mixer lr and epochs, task lr, weight decay, mix prob."""
+
+METHOD = "transformmix"
+METRIC = "val/acc"
+MODE = "max"
+NUM_SAMPLES = 32
+# The paper's CIFAR-100 PreActResNet-18 setting (Table 2), with App. F's 200-epoch task budget per trial: a search
+# ranks configurations, and the final run (autoinv.train) can train longer.
+BASE = {
+    "dataset": "cifar100",
+    "model": "preactresnet18",
+    "epochs": 200,
+    "batch_size": 128,
+    "lr": 0.1,
+    "augment": "flip_crop",
+    "teacher_arch": "preactresnet18",
+    "teacher_epochs": 100,
+    "teacher_lr": 0.1,
+    "mix_weight_decay": 0.01,
+}
+# Offline on a 2-core CPU: 1024 shapes images (16 batches of 64), a small CNN as teacher and task net.
+QUICK = {
+    "dataset": "shapes",
+    "model": "small_cnn",
+    "epochs": 3,
+    "train_subset": 1024,
+    "batch_size": 64,
+    "teacher_arch": "small_cnn",
+    "teacher_epochs": 8,
+    "teacher_lr": 0.05,
+}
+QUICK_NUM_SAMPLES = 6
+
+
+def space(trial) -> dict:
+    trial.suggest_int("mix_layers", 2, 4)
+    trial.suggest_categorical("mix_channels", [8, 16, 32, 64])
+    trial.suggest_categorical("mix_kernel", [3, 5, 7])
+    trial.suggest_float("mix_tau_init", 0.1, 2.0, log=True)
+    trial.suggest_float("mix_alpha", 0.2, 4.0, log=True)
+    trial.suggest_categorical("mix_k", [2, 3])
+    trial.suggest_float("mix_lr", 1e-4, 3e-2, log=True)
+    trial.suggest_int("mix_epochs", 1, 8, log=True)
+    trial.suggest_float("lr", 1e-2, 0.3, log=True)
+    trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True)
+    trial.suggest_float("mix_prob", 0.25, 1.0)
+    return {}

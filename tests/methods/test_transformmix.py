@@ -1,0 +1,343 @@
+"""TransformMix and its SaliencyMix / Manifold Mixup baselines: identities, shapes, replay, gradients, claim, errors."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autoinv import augment, loop
+from autoinv.config import ConfigError
+from autoinv.methods import manifold_mixup, saliencymix
+from autoinv.methods import transformmix as tm
+from autoinv.methods.mixup import mixup_batch
+from autoinv.models import ModelError, PooledNet, create_model
+from autoinv.teachers import load_or_train
+
+
+def _batch(b=6, c=3, size=16, classes=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, c, size, size, generator=g)
+    cams = torch.rand(b, size, size, generator=g)
+    y = F.one_hot(torch.arange(b) % classes, classes).float()
+    return x, cams, y
+
+
+# --- degenerate settings and invariants ---------------------------------------------------------------------------
+
+
+def test_identity_transforms_and_lambda_masks_are_exactly_mixup():
+    x, _, y = _batch()
+    perm = torch.tensor([3, 0, 5, 1, 2, 4])
+    lam = 0.3
+    idx = torch.stack([torch.arange(6), perm])
+    lams = torch.tensor([[lam, 1 - lam]]).expand(6, 2)
+    identity = torch.eye(2, 3).expand(6, 2, 2, 3)
+    masks = lams[:, :, None, None].expand(6, 2, 16, 16)
+    x_mix = tm.mix(tm.gather_partners(x, idx), identity, masks)
+    y_mix = tm.mix_labels(tm.gather_partners(y, idx), lams)
+    x_ref, y_ref = mixup_batch(x, y, lam, perm)
+    assert torch.equal(x_mix, x_ref)
+    torch.testing.assert_close(y_mix, y_ref, rtol=0, atol=1e-7)
+
+
+def test_untrained_mixer_is_mixup():
+    # Identity-initialised STN and zero-initialised mask head: a fresh mixer reproduces Mixup for any λ and noise.
+    x, cams, y = _batch()
+    idx = tm.partner_indices(6, 2, torch.Generator().manual_seed(1))
+    lam = tm.sample_lambdas(6, 2, 1.0, np.random.default_rng(1))
+    x_mix, y_mix, params = tm.transformmix_batch(tm.Mixer(size=(16, 16)), x, cams, y, idx, lam)
+    torch.testing.assert_close(params.theta, torch.eye(2, 3).expand(6, 2, 2, 3))
+    expected = lam[:, 0, None, None, None] * x + lam[:, 1, None, None, None] * x[idx[1]]
+    torch.testing.assert_close(x_mix, expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(y_mix, mix_ref := tm.mix_labels(tm.gather_partners(y, idx), lam))
+    assert mix_ref.shape == (6, 5)
+
+
+def _trained_looking_mixer(k=2, size=(16, 16), seed=0):
+    # Random weights everywhere (the real init starts at Mixup), so masks and warps are far from trivial.
+    torch.manual_seed(seed)
+    mixer = tm.Mixer(k=k, layers=2, channels=8, kernel=3, tau_init=0.7, size=size)
+    with torch.no_grad():
+        for p in mixer.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    return mixer
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_masks_and_labels_sum_to_one_for_k_images(k):
+    x, cams, y = _batch(b=8)
+    idx = tm.partner_indices(8, k, torch.Generator().manual_seed(0))
+    lam = tm.sample_lambdas(8, k, 0.5, np.random.default_rng(0))
+    x_mix, y_mix, params = tm.transformmix_batch(_trained_looking_mixer(k), x, cams, y, idx, lam)
+    assert idx.shape == (k, 8) and torch.equal(idx[0], torch.arange(8))
+    assert x_mix.shape == (8, 3, 16, 16) and y_mix.shape == (8, 5)
+    assert params.theta.shape == (8, k, 2, 3) and params.masks.shape == (8, k, 16, 16)
+    assert (params.masks >= 0).all()
+    torch.testing.assert_close(params.masks.sum(1), torch.ones(8, 16, 16))
+    torch.testing.assert_close(y_mix.sum(1), torch.ones(8))
+    torch.testing.assert_close(lam.sum(1), torch.ones(8))
+    assert not torch.allclose(params.masks, lam[:, :, None, None].expand_as(params.masks), atol=1e-3)
+
+
+def test_mixer_works_at_its_own_resolution_and_keeps_masks_normalised():
+    # A mixer trained at 32x32 mixing 20x20 images (transfer): CAMs go to 32x32, masks come back at 20x20.
+    mixer = _trained_looking_mixer(size=(32, 32))
+    cams = torch.rand(4, 2, 20, 20)
+    params = mixer(cams, tm.sample_lambdas(4, 2, 1.0, np.random.default_rng(0)))
+    assert params.masks.shape == (4, 2, 20, 20)
+    torch.testing.assert_close(params.masks.sum(1), torch.ones(4, 20, 20))
+
+
+def test_pinned_noise_replays_the_same_mix():
+    x, cams, y = _batch()
+    mixer = _trained_looking_mixer()
+    idx = tm.partner_indices(6, 2, torch.Generator().manual_seed(0))
+    lam = tm.sample_lambdas(6, 2, 1.0, np.random.default_rng(0))
+    noise = torch.randn(6, 1, tm.core.NOISE_GRID, tm.core.NOISE_GRID)
+    first = tm.transformmix_batch(mixer, x, cams, y, idx, lam, noise=noise)[0]
+    again = tm.transformmix_batch(mixer, x, cams, y, idx, lam, noise=noise)[0]
+    other = tm.transformmix_batch(mixer, x, cams, y, idx, lam, noise=noise + 1)[0]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_gradients_reach_stn_mask_net_and_tau():
+    x, cams, y = _batch()
+    mixer = tm.Mixer(size=(16, 16))  # from the real init: zero mask head and identity STN must still learn
+    teacher = create_model("small_cnn", 5, (3, 16, 16)).eval()
+    idx = tm.partner_indices(6, 2, torch.Generator().manual_seed(0))
+    lam = tm.sample_lambdas(6, 2, 1.0, np.random.default_rng(0))
+    x_mix, y_mix, _ = tm.transformmix_batch(mixer, x, cams, y, idx, lam)
+    loop.soft_cross_entropy(teacher(loop.standardize(x_mix)), y_mix).backward()
+    stn_last, mask_last = mixer.stn.head[-1], mixer.masknet.net[-1]
+    assert stn_last.weight.grad.abs().sum() > 0 and stn_last.bias.grad.abs().sum() > 0
+    assert mask_last.weight.grad.abs().sum() > 0
+    # τ only matters once the mask logits are non-zero: one more pass after a step away from the init.
+    with torch.no_grad():
+        mask_last.weight.add_(0.1 * torch.randn_like(mask_last.weight))
+    mixer.zero_grad()
+    x_mix, y_mix, _ = tm.transformmix_batch(mixer, x, cams, y, idx, lam)
+    loop.soft_cross_entropy(teacher(loop.standardize(x_mix)), y_mix).backward()
+    assert mixer.log_tau.grad is not None and mixer.log_tau.grad.abs() > 0
+    assert mixer.masknet.net[0].weight.grad.abs().sum() > 0
+
+
+def test_lower_temperature_sharpens_masks():
+    logits = torch.randn(2, 2, 8, 8)
+    soft, sharp = tm.mask_softmax(logits, 2.0), tm.mask_softmax(logits, 0.05)
+    assert (sharp - 0.5).abs().mean() > (soft - 0.5).abs().mean()
+    torch.testing.assert_close(
+        tm.mask_softmax(torch.zeros(1, 3, 4, 4), 0.3, torch.tensor([[0.2, 0.3, 0.5]]))[0, :, 0, 0],
+        torch.tensor([0.2, 0.3, 0.5]),
+    )
+
+
+def test_dirichlet_lambdas_match_beta_marginal():
+    lam = tm.sample_lambdas(20000, 2, 0.5, np.random.default_rng(0))
+    assert abs(lam[:, 0].mean().item() - 0.5) < 0.02
+    assert abs(lam[:, 0].var().item() - 0.125) < 0.01  # Beta(0.5, 0.5) variance 1/8
+
+
+# --- saliency: CAMs and the replay path ---------------------------------------------------------------------------
+
+
+def _pixelwise_teacher(classes=4):
+    # 1x1 convolutions only: every feature is a function of one pixel, so its CAMs commute with flips exactly.
+    torch.manual_seed(0)
+    body = nn.Sequential(nn.Conv2d(3, 16, 1), nn.ReLU(), nn.Conv2d(16, 16, 1), nn.ReLU())
+    return PooledNet(body, nn.Linear(16, classes)).eval()
+
+
+def test_cams_are_normalised_and_follow_the_labelled_class():
+    teacher = create_model("small_cnn", 4, (3, 16, 16)).eval()
+    x = torch.rand(5, 3, 16, 16)
+    cams = tm.teacher_cams(teacher, x, torch.tensor([0, 1, 2, 3, 0]))
+    assert cams.shape == (5, 16, 16)
+    assert cams.amin() >= 0 and cams.amax() <= 1
+    torch.testing.assert_close(cams.flatten(1).amax(1), torch.ones(5))
+    other = tm.teacher_cams(teacher, x, torch.tensor([1, 1, 2, 3, 0]))
+    assert not torch.allclose(cams[0], other[0]) and torch.allclose(cams[1:], other[1:])
+
+
+def test_cam_of_flipped_image_equals_flipped_cam_through_the_replay_path():
+    teacher = _pixelwise_teacher()
+    x = (torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 255).round().to(torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3, 0, 1])
+    stored = tm.dataset_cams(teacher, x, labels)  # (6, 1, 16, 16) uint8, once per dataset
+    flips = {"flip": torch.tensor([True, False, True, True, False, True]), "shift": torch.zeros(6, 2, dtype=torch.long)}
+    replayed = augment.flip_crop(stored, flips)[:, 0].float() / 255
+    direct = tm.teacher_cams(teacher, loop.prepare(augment.flip_crop(x, flips)), labels)
+    torch.testing.assert_close(replayed, direct, rtol=0, atol=1 / 255)
+    assert not torch.allclose(replayed[0], stored[0, 0].float() / 255, atol=0.05)  # the flip did move the map
+
+
+def test_base_augment_moves_images_and_cams_together():
+    # Use the image's own first channel as its "CAM": after base_augment they must still coincide pixel for pixel.
+    x = (torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    images, cams = tm.base_augment(
+        x, x[:, :1], torch.zeros(8, dtype=torch.long), "flip_crop", torch.Generator().manual_seed(3), teacher=None
+    )
+    assert images.shape == (8, 3, 32, 32) and cams.shape == (8, 32, 32)
+    assert torch.equal(images[:, 0], cams)
+    assert not torch.equal(images, x.float() / 255)
+
+
+# --- baselines -----------------------------------------------------------------------------------------------------
+
+
+def test_saliencymix_box_sits_on_the_partners_peak_and_labels_follow_its_area():
+    x, _, y = _batch(b=4, size=16)
+    saliency = torch.zeros(4, 16, 16)
+    peaks = torch.tensor([[2, 3], [8, 8], [13, 12], [5, 10]])
+    saliency[torch.arange(4), peaks[:, 0], peaks[:, 1]] = 1
+    perm = torch.tensor([1, 2, 3, 0])
+    x_mix, y_mix, kept = saliencymix.saliencymix_batch(x, y, saliency, torch.tensor(0.75), perm)
+    for i in range(4):
+        r, c = peaks[perm[i]]
+        assert torch.equal(x_mix[i, :, r, c], x[perm[i], :, r, c])  # partner's salient pixel is pasted
+    keep = saliencymix.box_masks(16, 16, torch.full((4,), 0.75), peaks[perm])
+    torch.testing.assert_close(kept, keep.mean((1, 2, 3)))
+    assert (kept < 1).all() and (kept >= 0.75 - 1e-6).all()  # clipped boxes paste less
+    torch.testing.assert_close(y_mix.sum(1), torch.ones(4))
+    centre = saliencymix.box_masks(16, 16, torch.tensor([0.75]), torch.tensor([[8, 8]]))
+    assert centre.mean().item() == pytest.approx(0.75)  # 8x8 box of a 16x16 image
+
+
+def test_manifold_mixup_mixes_hidden_states_and_input():
+    model = create_model("small_cnn", 5, (3, 16, 16)).eval()
+    x = torch.randn(4, 3, 16, 16)
+    layers = manifold_mixup.mixable_layers(model, x[:2])
+    assert layers == [model.body[0], model.body[2], model.body[4]]  # the conv blocks before each downsampling
+    perm = torch.tensor([1, 0, 3, 2])
+    plain = model(x)
+    torch.testing.assert_close(manifold_mixup.manifold_mixup_logits(model, x, layers[0], 1.0, perm), plain)
+    torch.testing.assert_close(manifold_mixup.manifold_mixup_logits(model, x, layers[1], 0.0, perm), plain[perm])
+    torch.testing.assert_close(manifold_mixup.manifold_mixup_logits(model, x, None, 0.0, perm), plain[perm])
+    mixed = manifold_mixup.manifold_mixup_logits(model, x, layers[1], 0.5, perm)
+    assert not torch.allclose(mixed, plain) and not torch.allclose(mixed, plain[perm])
+    assert not layers[1]._forward_hooks  # the hook is gone after the call
+
+
+# --- fit: two stages, resume, transfer -----------------------------------------------------------------------------
+
+TINY = {
+    "dataset": "digits",
+    "model": "small_cnn",
+    "train_subset": 128,
+    "batch_size": 32,
+    "steps_per_epoch": 2,
+    "epochs": 1,
+    "teacher_epochs": 1,
+    "mix_epochs": 1,
+    "eval_batch_size": 256,
+    "device": "cpu",
+}
+
+
+def test_fit_runs_both_stages_saves_the_mixer_and_resumes_without_searching(cache_dir, tmp_path):
+    run = loop.MemoryRun(cache_dir=cache_dir)
+    metrics = tm.fit(tm.Config(**TINY), run)
+    assert {"val/acc", "train/loss", "mix/tau", "mix/teacher_ce", "mix/teacher_ce_mixup", "mix/recovered"} <= set(
+        metrics
+    )
+    assert {"mix/grid", "mix/search"} <= set(run.figures)
+    payload = run.artifacts["mixer"]
+    assert payload["k"] == 2 and payload["size"] == [8, 8]
+    assert "mixer" in run.states[-1]
+
+    # Resume from the last state with one more epoch: the search stage must not run again (no new search figure).
+    resumed = loop.MemoryRun(state=run.states[-1], cache_dir=cache_dir)
+    tm.fit(tm.Config(**{**TINY, "epochs": 2}), resumed)
+    assert "mix/search" not in resumed.figures and len(resumed.metrics) == 1
+    assert resumed.metrics[0]["mix/tau"] == pytest.approx(metrics["mix/tau"])
+
+    # Transfer: the exported file is reused as is (stage 1 skipped), even with another mixer architecture configured.
+    path = tmp_path / "mixer.pt"
+    torch.save(payload, path)
+    transferred = loop.MemoryRun(cache_dir=cache_dir)
+    tm.fit(tm.Config(**{**TINY, "mixer_from": str(path), "mix_layers": 4}), transferred)
+    assert "mix/search" not in transferred.figures
+    loaded = transferred.artifacts["mixer"]
+    assert all(torch.equal(loaded["state_dict"][n], t) for n, t in payload["state_dict"].items())
+
+
+def test_saliencymix_and_manifold_mixup_fit(cache_dir):
+    for module, extra in ((saliencymix, {"teacher_epochs": 1, "mix_prob": 1.0}), (manifold_mixup, {})):
+        run = loop.MemoryRun(cache_dir=cache_dir)
+        settings = {k: v for k, v in TINY.items() if k not in ("teacher_epochs", "mix_epochs")}
+        metrics = module.fit(module.Config(**settings, **extra), run)
+        assert 0 <= metrics["val/acc"] <= 1 and np.isfinite(metrics["train/loss"])
+
+
+# --- bad input: one clear line, a ValueError (the CLI's exit status 2) -----------------------------------------------
+
+
+def test_k_below_two_is_rejected():
+    with pytest.raises(ConfigError, match="mix_k"):
+        tm.Config(mix_k=1)
+    with pytest.raises(tm.MixerError):
+        tm.Mixer(k=1)
+
+
+def test_teacher_without_pooled_linear_head_is_rejected_before_training():
+    with pytest.raises(ModelError, match="teacher_arch='mlp'") as error:
+        tm.teacher_specs(tm.Config(teacher_arch="mlp"))
+    assert "\n" not in str(error.value) and isinstance(error.value, ValueError)
+    with pytest.raises(ModelError, match="CAM|class activation"):
+        saliencymix.teacher_specs(saliencymix.Config(teacher_arch="vit_small"))
+
+
+def test_missing_or_incompatible_mixer_is_rejected(tmp_path, cache_dir):
+    with pytest.raises(tm.MixerError, match="does not exist"):
+        tm.load_mixer(str(tmp_path / "nope.pt"))
+    torch.save({"weights": torch.zeros(3)}, tmp_path / "other.pt")
+    with pytest.raises(tm.MixerError, match="not a TransformMix mixer"):
+        tm.load_mixer(str(tmp_path / "other.pt"))
+    payload = tm.mixer_payload(tm.Mixer(size=(8, 8)))
+    torch.save({**payload, "channels": 64}, tmp_path / "bad.pt")  # weights no longer fit the declared width
+    with pytest.raises(tm.MixerError, match="incompatible") as error:
+        tm.load_mixer(str(tmp_path / "bad.pt"))
+    assert "\n" not in str(error.value)
+    (tmp_path / "garbage.pt").write_text("not a torch file")
+    with pytest.raises(tm.MixerError, match="not a readable"):
+        tm.load_mixer(str(tmp_path / "garbage.pt"))
+    # fit fails on the file before it trains anything
+    with pytest.raises(tm.MixerError):
+        tm.fit(tm.Config(**{**TINY, "mixer_from": str(tmp_path / "nope.pt")}), loop.MemoryRun(cache_dir=cache_dir))
+    # a folder holding mixer.pt is accepted
+    torch.save(payload, tmp_path / "mixer.pt")
+    assert tm.load_mixer(str(tmp_path)).k == 2
+
+
+# --- the paper's claim at small scale ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_claim_teacher_reads_transformmix_images_better_than_mixup_and_cutmix(cache_dir):
+    """After the search stage, the frozen teacher's soft-label CE on TransformMix images is lower than on Mixup and
+    CutMix images from the same pairs and λ, and its top-2 recovers both labels more often."""
+    cfg = tm.Config(**CLAIM)
+    data = loop.load_data(cfg, torch.device("cpu"))
+    teacher = load_or_train(tm.teacher_specs(cfg)[0], cache_dir, "cpu", progress=False)
+    assert loop.evaluate(teacher, data.x_val, data.y_val)["acc"] > 0.5
+    cams = tm.dataset_cams(teacher, data.x_train, data.y_train)
+    val_cams = tm.dataset_cams(teacher, data.x_val, data.y_val)[:, 0].float() / 255
+    mixer, history = tm.search_mixer(cfg, teacher, data, cams)
+    result = tm.compare_mixes(teacher, mixer, data.x_val, val_cams, data.y_val, data.num_classes, cfg.mix_alpha, 1)
+    assert history[-1]["teacher_ce"] < history[0]["teacher_ce"]
+    assert result["mix/teacher_ce"] < result["mix/teacher_ce_mixup"] - CLAIM_MARGIN
+    assert result["mix/teacher_ce"] < result["mix/teacher_ce_cutmix"] - CLAIM_MARGIN
+    assert result["mix/recovered"] > max(result["mix/recovered_mixup"], result["mix/recovered_cutmix"])
+
+
+CLAIM = {
+    "dataset": "shapes",
+    "train_subset": 2000,
+    "batch_size": 64,
+    "augment": "flip_crop",
+    "teacher_epochs": 15,
+    "mix_epochs": 4,
+    "mix_lr": 0.01,
+    "device": "cpu",
+}
+CLAIM_MARGIN = 0.1

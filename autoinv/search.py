@@ -405,7 +405,12 @@ def _preflight(method_name: str, config: dict[str, Any]) -> None:
     from autoinv.data import load_dataset
     from autoinv.models import MODELS
 
-    cfg = build_config(get_method(method_name).Config, config, method_name)
+    method = get_method(method_name)
+    cfg = build_config(method.Config, config, method_name)
+    check = getattr(method, "preflight", None)
+    if check is not None:  # methods with their own datasets, nets or layer names validate themselves
+        check(cfg)
+        return
     load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     for field in ("model", "teacher_arch", "student_model"):
         name = getattr(cfg, field, None)

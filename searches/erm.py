@@ -12,5 +12,6 @@ QUICK_NUM_SAMPLES = 6
 def space(trial) -> dict:
     trial.suggest_float("lr", 1e-2, 0.3, log=True)
     trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True)
-    trial.suggest_categorical("augment", ["none", "flip_crop", "randaugment", "trivialaugment", "autoaugment", "augmix"])
+    augments = ["none", "flip_crop", "randaugment", "trivialaugment", "autoaugment", "augmix"]
+    trial.suggest_categorical("augment", augments)
     return {}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from autoinv.methods import cutmix, erm, manifold_mixup, mixup, saliencymix, transformmix
+from autoinv.methods import cutmix, erm, manifold_mixup, mixup, orbit, saliencymix, transformmix
+from autoinv.methods.orbit import attention, cka, hidden_match, kd, rdl, student_aug, student_ce
 
 __all__ = ["METHODS", "get_method", "list_methods"]
 
@@ -15,6 +16,14 @@ METHODS: dict[str, ModuleType] = {
     "manifold_mixup": manifold_mixup,
     "saliencymix": saliencymix,
     "transformmix": transformmix,
+    "orbit": orbit,
+    "student_ce": student_ce,
+    "student_aug": student_aug,
+    "kd": kd,
+    "hidden_match": hidden_match,
+    "rdl": rdl,
+    "cka": cka,
+    "attention": attention,
 }
 
 

@@ -1,0 +1,131 @@
+"""Orbit models ρ_g^(l): thin modules that own a learned group representation and apply it with :mod:`.core`.
+
+- :class:`ConvOrbit`: one circular filter per group element (length k for signals, k x k for images) and, per
+  later layer, a learned affine projection of that filter (paper Fig. 4); the logits get a projection to a
+  K-tap filter acting on the K logits as a circular 1-D signal.
+- :class:`AffineOrbit`: one 3-D affine per layer and group element acting on (depth, height, width), like a
+  spatial transformer; depth is the channel axis, or the rotation axis of p4 features.
+
+Both take ``forward(x, g, layer, repeats)``: activations of layer ``layer`` (0 = input, 1..m = matched hidden
+layers, m + 1 = logits), one group element per sample ``g`` ``(B,)``, and return ``ρ_g^(layer) x``.
+``inverse[g]`` is the explicit group inverse used by L_inv.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from autoinv.methods.orbit import core
+
+__all__ = ["ConvOrbit", "AffineOrbit"]
+
+
+class ConvOrbit(nn.Module):
+    """Group representation by learned circular filters, factorised over layers.
+
+    Args:
+        group_size: G, the number of group elements (one filter each).
+        filter_size: k, the filter length (1-D) or side (2-D).
+        dims: 1 for signals, 2 for images.
+        num_hidden: m, the number of matched hidden layers (each gets a k^d x k^d affine projection).
+        num_classes: K, the logits' length (the last projection maps a filter to K taps).
+        inverse: Group inverse table ``(G,)``; defaults to the cyclic group's ``-g mod G``.
+        generator: Draws the initial filters, N(0, 1/k^d): a random filter then keeps a signal's norm on average
+            (the reference's N(0, 1) multiplies it by about sqrt(k^d), which slows learning down).
+    """
+
+    def __init__(
+        self,
+        group_size: int,
+        filter_size: int,
+        dims: int,
+        num_hidden: int,
+        num_classes: int,
+        inverse: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        self.dims, self.filter_size = dims, filter_size
+        taps = filter_size**dims
+        self.filters = nn.Parameter(torch.randn(group_size, taps, generator=generator) / taps**0.5)
+        self.projections = nn.ModuleList(
+            [nn.Linear(taps, taps) for _ in range(num_hidden)] + [nn.Linear(taps, num_classes)]
+        )
+        with torch.no_grad():
+            # Hidden projections start at the identity: "layer l is acted on like the input" is the neutral guess
+            # for stride-1 convolutional teachers; the equivariance loss moves them where the teacher needs.
+            for proj in self.projections[:-1]:
+                proj.weight.copy_(torch.eye(taps))
+                proj.bias.zero_()
+        self.register_buffer("inverse", core.cyclic_inverse(group_size) if inverse is None else inverse.clone())
+
+    @property
+    def group_size(self) -> int:
+        """G."""
+        return len(self.filters)
+
+    def filter(self, g: torch.Tensor, layer: int = 0) -> torch.Tensor:
+        """Filters of elements ``g`` ``(B,)`` at ``layer``: ``(B, k)``/``(B, k, k)``, or ``(B, K)`` for the logits."""
+        f = self.filters[g]  # (B, k^d)
+        if layer == 0:
+            return f.view(len(g), *(self.filter_size,) * self.dims)
+        f = self.projections[layer - 1](f)
+        if layer == len(self.projections):
+            return f  # logits: a 1-D filter with K taps
+        return f.view(len(g), *(self.filter_size,) * self.dims)
+
+    def group_params(self) -> torch.Tensor:
+        """The input-layer representations of all elements ``(G, k^d)``, compared by Eq. 3."""
+        return self.filters
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor, layer: int = 0, repeats: int = 1) -> torch.Tensor:
+        """``ρ_g^(layer) x`` for activations ``x`` ``(B, ...)`` and elements ``g`` ``(B,)``; same shape as ``x``."""
+        f = self.filter(g, layer)
+        if layer == len(self.projections):
+            return core.circular_conv(x.reshape(len(x), 1, -1), f, repeats).reshape(x.shape)
+        # Axes before the last ``dims`` ones (channels; p4 rotations) all get the same filter.
+        flat = x.reshape(len(x), -1, *x.shape[x.dim() - self.dims :])
+        return core.circular_conv(flat, f, repeats).reshape(x.shape)
+
+
+class AffineOrbit(nn.Module):
+    """Group representation by one learned 3-D affine per layer and group element.
+
+    Input and hidden-layer affines start at random in-plane affines within a fair range (supplement A.3.2; the
+    reference recipe left them at the identity, where Eq. 3 cannot separate the elements); the logits' affines
+    start at the identity, because both teachers used here end in invariant pooling.
+
+    Args:
+        group_size: G.
+        num_hidden: m, the number of matched hidden layers.
+        inverse: Group inverse table ``(G,)``; defaults to the cyclic group's.
+        generator: Draws the initial affines.
+    """
+
+    def __init__(
+        self,
+        group_size: int,
+        num_hidden: int,
+        inverse: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__()
+        layers = [core.random_affines(group_size, generator) for _ in range(num_hidden + 1)]
+        layers.append(core.identity_affines(group_size))
+        self.theta = nn.Parameter(torch.stack(layers))  # (m + 2, G, 3, 4)
+        self.register_buffer("inverse", core.cyclic_inverse(group_size) if inverse is None else inverse.clone())
+
+    @property
+    def group_size(self) -> int:
+        """G."""
+        return self.theta.shape[1]
+
+    def group_params(self) -> torch.Tensor:
+        """The input-layer affines of all elements, flattened ``(G, 12)``, compared by Eq. 3."""
+        return self.theta[0].flatten(1)
+
+    def forward(self, x: torch.Tensor, g: torch.Tensor, layer: int = 0, repeats: int = 1) -> torch.Tensor:
+        """``ρ_g^(layer) x`` for activations ``x`` ``(B, ...)`` and elements ``g`` ``(B,)``; same shape as ``x``."""
+        v = core.warp_volume(core.to_volume(x), self.theta[layer, g], repeats)
+        return core.from_volume(v, x)

@@ -1,0 +1,28 @@
+"""The MNIST-1D student trained on every circular shift (the true group; s = 30): lr and weight decay."""
+
+METHOD = "student_aug"
+METRIC = "val/acc"
+MODE = "max"
+NUM_SAMPLES = 24
+# The reference recipe's selection for the max-pool student (supplement A.1).
+BASE = {
+    "dataset": "mnist1d_shift",
+    "shift_limit": 30,
+    "model": "mlp_maxpool1d",
+    "teacher_arch": "circconv1d_teacher",
+    "teacher_layers": ["conv1", "conv2"],
+    "student_layers": ["fc1", "fc2"],
+    "epochs": 100,
+    "steps_per_epoch": 100,
+    "batch_size": 1000,
+    "lr": 0.001,
+    "weight_decay": 0.0001,
+}
+QUICK = {"epochs": 3, "steps_per_epoch": 10, "batch_size": 250, "teacher_epochs": 2}
+QUICK_NUM_SAMPLES = 4
+
+
+def space(trial) -> dict:
+    trial.suggest_float("lr", 1e-4, 1e-2, log=True)
+    trial.suggest_float("weight_decay", 1e-8, 1e-4, log=True)
+    return {}

@@ -42,7 +42,7 @@ def batch_figure(x: torch.Tensor, labels: torch.Tensor | None = None, title: str
             ax.imshow(image[..., 0] if grey else image, cmap="gray" if grey else None, vmin=0, vmax=1)
         else:
             ax.set_axis_on()
-            ax.plot(x[i].T.numpy(), lw=0.8)
+            ax.plot(x[i].reshape(-1, x.shape[-1]).T.numpy(), lw=0.8)
             ax.set_xticks([])
             ax.set_yticks([])
         if labels is not None:

@@ -34,12 +34,12 @@ def orbit_elements(filters: torch.Tensor | None, transformed: torch.Tensor, x: t
         panels = 3 if filters is not None else 2
         fig, axes = _figure(1, panels, figsize=(4 * panels, 4), squeeze=False)
         axes = axes[0]
-        axes[0].plot(x[0].cpu())
+        axes[0].plot(x[0].cpu().numpy())
         axes[0].set_title("input x")
         if filters is not None:
-            axes[1].imshow(filters.detach().cpu(), aspect="auto", cmap="RdBu_r")
+            axes[1].imshow(filters.detach().cpu().numpy(), aspect="auto", cmap="RdBu_r")
             axes[1].set(title="filter of each g", xlabel="tap", ylabel="g")
-        axes[-1].imshow(transformed[:, 0].detach().cpu(), aspect="auto", cmap="RdBu_r")
+        axes[-1].imshow(transformed[:, 0].detach().cpu().numpy(), aspect="auto", cmap="RdBu_r")
         axes[-1].set(title="ρ_g x", xlabel="position", ylabel="g")
         fig.tight_layout()
         return fig
@@ -52,9 +52,10 @@ def orbit_elements(filters: torch.Tensor | None, transformed: torch.Tensor, x: t
     for i in range(g):
         r, c = divmod(i, cols)
         if filters is not None:
-            axes[r, c].imshow(filters[i].detach().cpu(), cmap="RdBu_r")
+            axes[r, c].imshow(filters[i].detach().cpu().numpy(), cmap="RdBu_r")
         image = transformed[i].detach().cpu()
-        axes[r + rows * (blocks - 1), c].imshow(image[0] if image.shape[0] == 1 else image.permute(1, 2, 0).clamp(0, 1))
+        shown = image[0] if image.shape[0] == 1 else image.permute(1, 2, 0).clamp(0, 1)
+        axes[r + rows * (blocks - 1), c].imshow(shown.numpy())
     fig.suptitle("filters (top) and ρ_g x (bottom)" if filters is not None else "ρ_g x for each g")
     return fig
 

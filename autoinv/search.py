@@ -21,6 +21,7 @@ import importlib
 import importlib.util
 import inspect
 import json
+import logging
 import os
 import socket
 import sys
@@ -423,6 +424,8 @@ def _connect_ray(plan: Plan) -> dict[str, float]:
 
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # keep relative paths (data, search files) meaningful
     os.environ.setdefault("RAY_TRAIN_ENABLE_V2_MIGRATION_WARNINGS", "0")
+    # Ray >= 2.59 announces token authentication on every local start; our own line says what matters.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     if plan.address and plan.address != "auto" and ":" in plan.address:
         host, port = plan.address.replace("ray://", "").rsplit(":", 1)
         try:
@@ -431,6 +434,14 @@ def _connect_ray(plan: Plan) -> dict[str, float]:
             raise SearchError(
                 f"no Ray cluster answers at {plan.address}; start one with `ray start --head` or drop --address"
             ) from None
+    if not plan.address:  # a local cluster gets this machine's GPUs: refuse before starting Ray at all
+        import torch
+
+        if plan.gpus > torch.cuda.device_count():
+            raise SearchError(
+                f"--gpus {plan.gpus:g} asked, but this machine has {torch.cuda.device_count()} GPUs; "
+                "lower --gpus or join a bigger cluster with --address"
+            )
     try:
         if plan.address:
             ray.init(address=plan.address, log_to_driver=True)

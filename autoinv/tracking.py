@@ -191,9 +191,6 @@ def best_child(client: MlflowClient, experiment_id: str, parent_id: str, metric:
 
 def curves_figure(client: MlflowClient, runs: list[MlflowRun], metric: str, best_id: str = "") -> Any:
     """One figure with every trial's ``metric`` against epoch; the best trial drawn thick."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))

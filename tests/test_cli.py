@@ -83,7 +83,7 @@ def test_search_files_that_do_not_import_or_lack_space(work, tmp_path):
 
 def test_gpus_beyond_the_cluster_fail_at_once(work):
     result = run_cli("search", "erm", "--quick", "--gpus", "4", cwd=work)
-    assert_usage_error(result, "--gpus 4 asked", "0 GPUs", cwd=work, before=[])
+    assert_usage_error(result, "--gpus 4 asked", "has 0 GPUs", cwd=work, before=[])
 
 
 def test_export_errors(work):

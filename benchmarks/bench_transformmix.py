@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--train-subset", type=int, default=2000)
     parser.add_argument("--teacher-epochs", type=int, default=15)
     parser.add_argument("--mix-epochs", type=int, default=5)
-    parser.add_argument("--mix-lr", type=float, default=0.01)
+    parser.add_argument("--mix-lr", type=float, default=1e-3, help="AdamW lr of the search stage")
     parser.add_argument("--cache-dir", default="", help="where teachers are cached (default ~/.cache/autoinv/runs)")
     args = parser.parse_args()
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ METRIC = "val/acc"
 MODE = "max"
 NUM_SAMPLES = 24
 BASE = {"dataset": "cifar10", "model": "resnet18", "epochs": 200, "batch_size": 128, "augment": "flip_crop"}
-QUICK = {"dataset": "shapes", "model": "small_cnn", "epochs": 4, "train_subset": 2000, "batch_size": 64}
+QUICK = {"dataset": "shapes", "model": "small_cnn", "epochs": 3, "train_subset": 1200, "batch_size": 64}
 QUICK_NUM_SAMPLES = 6
 
 

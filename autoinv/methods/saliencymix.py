@@ -19,8 +19,7 @@ import torch.nn.functional as F
 from autoinv import loop
 from autoinv.config import BaseConfig, _check
 from autoinv.methods.transformmix.saliency import (
-    as_indices,
-    base_augment,
+    CamBatches,
     box_masks,
     cam_teacher_spec,
     check_cam_teacher,
@@ -108,9 +107,10 @@ def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     model = create_model(cfg.model, data.num_classes, data.shape).to(device)
     gen, rng = torch.Generator().manual_seed(cfg.seed + 2), np.random.default_rng(cfg.seed + 2)
 
-    def loss_fn(model, index, y, generator):
-        idx = index[:, 0]  # the loop batches indices (see as_indices); flips and crops move images and CAMs alike
-        x, saliency = base_augment(data.x_train[idx], cams[idx], y, cfg.augment, generator, teacher)
+    batches = CamBatches(data, cams, cfg.augment, teacher)  # flips and crops move images and CAMs alike
+
+    def loss_fn(model, x, y, generator):
+        saliency = batches.cams  # the CAMs of this very batch, set by batches(idx, generator) just before
         if rng.random() >= cfg.mix_prob:
             return F.cross_entropy(model(loop.standardize(x)), y), {"mix/lam": 1.0}
         perm = torch.randperm(len(x), generator=gen).to(x.device)
@@ -118,6 +118,4 @@ def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
         x_mix, y_mix, kept = saliencymix_batch(x, F.one_hot(y, data.num_classes).float(), saliency, lam, perm)
         return loop.soft_cross_entropy(model(loop.standardize(x_mix)), y_mix), {"mix/lam": kept.mean().item()}
 
-    if device.type == "cuda" and cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)  # the loop cannot tell from index batches
-    return loop.train_classifier(cfg, run, as_indices(data), model, loss_fn)
+    return loop.train_classifier(cfg, run, data, model, loss_fn, batch_fn=batches)

@@ -182,6 +182,17 @@ def test_base_augment_moves_images_and_cams_together():
     assert not torch.equal(images, x.float() / 255)
 
 
+def test_cam_batches_give_real_images_and_stash_their_cams():
+    # batch_fn for the loop: real base-augmented images for the loop, the same flips/crops on the stashed CAMs.
+    x = (torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
+    data = type("D", (), {"x_train": x, "y_train": torch.arange(8)})()
+    batches = tm.CamBatches(data, x[:, :1], "flip_crop", teacher=None)
+    idx = torch.tensor([5, 1, 6])
+    images, labels = batches(idx, torch.Generator().manual_seed(3))
+    assert images.shape == (3, 3, 32, 32) and images.dtype == torch.float32 and torch.equal(labels, idx)
+    assert torch.equal(images[:, 0], batches.cams)
+
+
 # --- baselines -----------------------------------------------------------------------------------------------------
 
 
@@ -240,7 +251,7 @@ def test_fit_runs_both_stages_saves_the_mixer_and_resumes_without_searching(cach
     assert {"val/acc", "train/loss", "mix/tau", "mix/teacher_ce", "mix/teacher_ce_mixup", "mix/recovered"} <= set(
         metrics
     )
-    assert {"mix/grid", "mix/search"} <= set(run.figures)
+    assert {"mix/grid", "mix/search", "augmented_samples"} <= set(run.figures)  # real images since batch_fn
     payload = run.artifacts["mixer"]
     assert payload["k"] == 2 and payload["size"] == [8, 8]
     assert "mixer" in run.states[-1]
@@ -337,7 +348,8 @@ CLAIM = {
     "augment": "flip_crop",
     "teacher_epochs": 15,
     "mix_epochs": 4,
-    "mix_lr": 0.01,
+    "mix_optimizer": "adam",
+    "mix_lr": 1e-3,
     "device": "cpu",
 }
 CLAIM_MARGIN = 0.1

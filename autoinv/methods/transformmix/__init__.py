@@ -22,7 +22,7 @@ from autoinv.methods.transformmix.fit import compare_mixes as compare_mixes
 from autoinv.methods.transformmix.fit import fit as fit
 from autoinv.methods.transformmix.fit import search_mixer as search_mixer
 from autoinv.methods.transformmix.fit import teacher_specs as teacher_specs
-from autoinv.methods.transformmix.saliency import as_indices as as_indices
+from autoinv.methods.transformmix.saliency import CamBatches as CamBatches
 from autoinv.methods.transformmix.saliency import base_augment as base_augment
 from autoinv.methods.transformmix.saliency import cam_teacher_spec as cam_teacher_spec
 from autoinv.methods.transformmix.saliency import class_activation_maps as class_activation_maps
@@ -37,7 +37,7 @@ __all__ = [
     "teacher_specs",
     "search_mixer",
     "base_augment",
-    "as_indices",
+    "CamBatches",
     "cam_teacher_spec",
     "compare_mixes",
     "Mixer",

@@ -8,7 +8,6 @@ teacher every step.
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import torch
@@ -26,7 +25,7 @@ __all__ = [
     "teacher_cams",
     "dataset_cams",
     "base_augment",
-    "as_indices",
+    "CamBatches",
     "check_cam_teacher",
     "cam_teacher_spec",
     "box_masks",
@@ -142,15 +141,31 @@ def base_augment(
     return to_float(x), to_float(cams)[:, 0]
 
 
-def as_indices(data: Dataset) -> Dataset:
-    """The dataset with its training samples replaced by their indices (N, 1), as a ``"signal"`` dataset.
+class CamBatches:
+    """``batch_fn`` for ``loop.train_classifier``: base-augmented image batches whose CAMs move with them.
 
-    ``loop.train_classifier`` then batches indices and applies no augmentation of its own; the method's loss looks
-    up the images and their stored CAMs and applies the base augmentation to both with the same parameters
-    (:func:`base_augment`). Validation and test samples stay as they are.
+    Called with a batch of sample indices, it applies the base augmentation to the images and, with the same
+    flip/crop parameters, to their stored CAMs (:func:`base_augment`). It returns ``(x, y)`` for the loop and keeps
+    the matching CAMs in :attr:`cams` until the next call, so the method's loss (called by the loop right after, on
+    the same batch) reads the saliency of exactly the images it gets.
+
+    Args:
+        data: Dataset on the training device.
+        cams: uint8 CAMs of ``data.x_train``, (N, 1, H, W), from :func:`dataset_cams`.
+        policy: ``BaseConfig.augment`` policy.
+        teacher: Frozen teacher, for policies whose CAMs must be recomputed.
     """
-    index = torch.arange(len(data.x_train), device=data.x_train.device)[:, None]
-    return dataclasses.replace(data, x_train=index, kind="signal")
+
+    def __init__(self, data: Dataset, cams: torch.Tensor, policy: str, teacher: nn.Module) -> None:
+        self.data, self.stored, self.policy, self.teacher = data, cams, policy, teacher
+        self.cams: torch.Tensor | None = None
+        """CAMs (B, H, W) float in [0, 1] of the last batch returned, aligned with its images."""
+
+    def __call__(self, idx: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images (B, C, H, W) float in [0, 1] and labels (B,) of samples ``idx`` (B,); sets :attr:`cams`."""
+        y = self.data.y_train[idx]
+        x, self.cams = base_augment(self.data.x_train[idx], self.stored[idx], y, self.policy, generator, self.teacher)
+        return x, y
 
 
 def check_cam_teacher(arch: str, num_classes: int, shape: tuple[int, ...]) -> None:

@@ -55,7 +55,9 @@ def list_searches() -> list[str]:
 
     folder = os.path.dirname(searches.__file__)
     return sorted(
-        os.path.basename(p)[:-3] for p in glob.glob(os.path.join(folder, "*.py")) if not p.endswith("__init__.py")
+        os.path.basename(p)[:-3]
+        for p in glob.glob(os.path.join(folder, "*.py"))
+        if not os.path.basename(p).startswith("_")
     )
 
 

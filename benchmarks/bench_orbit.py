@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -61,7 +62,7 @@ METHODS = {
 
 
 def step_ratio(steps: int, batch_size: int) -> dict[str, float]:
-    """Mean wall time of one Orbit student step and one CE student step (forward, backward, Adam) and their ratio."""
+    """Median wall time of one Orbit student step and one CE student step (forward, backward, Adam) and their ratio."""
     cfg = orbit.Config(device="cpu")
     data = transfer.load_transfer_data(cfg)
     rho = orbit.make_orbit(cfg, data).requires_grad_(False)
@@ -82,16 +83,19 @@ def step_ratio(steps: int, batch_size: int) -> dict[str, float]:
         loss.backward()
         opt.step()
 
-    times = {}
-    for name, step in (("ce", ce_step), ("orbit", orbit_step)):
-        student = transfer.build_net(cfg.model, 10, data.shape)
-        opt = torch.optim.Adam(student.parameters(), lr=1e-3)
-        for _ in range(3):
-            step(student, opt)
-        started = time.perf_counter()
-        for _ in range(steps):
-            step(student, opt)
-        times[name] = (time.perf_counter() - started) / steps
+    # Interleave the two kinds of step and take medians, so both see the same machine load (a shared CPU's
+    # load shifts by tens of percent within a run; timing one method after the other mixes that into the ratio).
+    steps_by_name = {"ce": ce_step, "orbit": orbit_step}
+    students = {name: transfer.build_net(cfg.model, 10, data.shape) for name in steps_by_name}
+    optimizers = {name: torch.optim.Adam(students[name].parameters(), lr=1e-3) for name in steps_by_name}
+    samples: dict[str, list[float]] = {name: [] for name in steps_by_name}
+    for i in range(steps + 3):
+        for name, step in steps_by_name.items():
+            started = time.perf_counter()
+            step(students[name], optimizers[name])
+            if i >= 3:  # warm-up
+                samples[name].append(time.perf_counter() - started)
+    times = {name: statistics.median(values) for name, values in samples.items()}
     return {
         "ce_step_ms": 1000 * times["ce"],
         "orbit_step_ms": 1000 * times["orbit"],

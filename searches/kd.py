@@ -1,26 +1,20 @@
 """Knowledge distillation on MNIST-1D (s = 30, max-pool student): γ, temperature T, lr, weight decay."""
 
+from searches._mnist1d import MAXPOOL_S30
+from searches._mnist1d import QUICK as QUICK
+
 METHOD = "kd"
 METRIC = "val/acc"
 MODE = "max"
 NUM_SAMPLES = 24
 # The reference recipe's selection for the max-pool student (supplement A.1).
 BASE = {
-    "dataset": "mnist1d_shift",
-    "shift_limit": 30,
-    "model": "mlp_maxpool1d",
-    "teacher_arch": "circconv1d_teacher",
-    "teacher_layers": ["conv1", "conv2"],
-    "student_layers": ["fc1", "fc2"],
-    "epochs": 100,
-    "steps_per_epoch": 100,
-    "batch_size": 1000,
+    **MAXPOOL_S30,
     "lr": 0.001,
     "weight_decay": 0.0001,
     "gamma": 0.6,
     "kd_temperature": 1.0,
 }
-QUICK = {"epochs": 3, "steps_per_epoch": 10, "batch_size": 250, "teacher_epochs": 2}
 QUICK_NUM_SAMPLES = 4
 
 

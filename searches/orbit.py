@@ -1,20 +1,15 @@
 """Orbit transfer on MNIST-1D (s = 30, max-pool student): γ, the ρ-learning weights, lr, group and filter sizes."""
 
+from searches._mnist1d import MAXPOOL_S30
+from searches._mnist1d import QUICK as MNIST1D_QUICK
+
 METHOD = "orbit"
 METRIC = "val/acc"
 MODE = "max"
 NUM_SAMPLES = 32
 # The paper's selected setting (supplement A.1): student lr 0.01, γ = 1, γ_equiv = 0.1, γ_group = γ_inv = 10, γ_CE = 0.
 BASE = {
-    "dataset": "mnist1d_shift",
-    "shift_limit": 30,
-    "model": "mlp_maxpool1d",
-    "teacher_arch": "circconv1d_teacher",
-    "teacher_layers": ["conv1", "conv2"],
-    "student_layers": ["fc1", "fc2"],
-    "epochs": 100,
-    "steps_per_epoch": 100,
-    "batch_size": 1000,
+    **MAXPOOL_S30,
     "lr": 0.01,
     "gamma": 1.0,
     "gamma_equiv": 0.1,
@@ -24,14 +19,7 @@ BASE = {
     "orbit_group_size": 40,
     "orbit_filter_size": 40,
 }
-QUICK = {
-    "epochs": 3,
-    "steps_per_epoch": 10,
-    "batch_size": 250,
-    "teacher_epochs": 2,
-    "orbit_steps": 40,
-    "orbit_batch_size": 250,
-}
+QUICK = {**MNIST1D_QUICK, "orbit_steps": 40, "orbit_batch_size": 250}
 QUICK_NUM_SAMPLES = 4
 
 

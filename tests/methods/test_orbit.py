@@ -24,6 +24,7 @@ from autoinv.methods.orbit import (
     student_ce,
     transfer,
 )
+from autoinv.methods.orbit import rho as rho_module
 from autoinv.methods.orbit.hooks import LayerError, forward_with_layers
 from autoinv.methods.orbit.nets import P4CNN, CircConvTeacher1d, MLPLinear1d, MLPMaxPool1d, create_net
 from autoinv.methods.orbit.objectives import omega, orbit_objectives, transfer_loss
@@ -54,6 +55,29 @@ def trained(cache_dir):
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Core math
+
+
+@pytest.mark.parametrize("repeats", [1, 3])
+@pytest.mark.parametrize("k", [9, 40])
+def test_circulant_matmul_and_fft_paths_agree_with_gradients(monkeypatch, repeats, k):
+    """ConvOrbit acts on short signals by circulant matmul; it must equal the FFT path in values and gradients."""
+    gen = torch.Generator().manual_seed(0)
+    rho = ConvOrbit(group_size=6, filter_size=k, dims=1, num_hidden=1, num_classes=10, generator=gen)
+    g = torch.tensor([0, 1, 5, 2, 2])
+    inputs = [torch.randn(5, 1, 40, generator=gen), torch.randn(5, 3, 40, generator=gen), torch.randn(5, 10)]
+    results = []
+    monkeypatch.setattr(rho_module, "CIRCULANT_MIN_CHANNELS", 1)  # every layer takes the matmul, then the FFT
+    for limit in (core.CIRCULANT_MAX_LENGTH, 0):  # 0 forces the FFT
+        monkeypatch.setattr(core, "CIRCULANT_MAX_LENGTH", limit)
+        for layer, x in enumerate(inputs):
+            x = x.clone().requires_grad_()
+            out = rho(x, g, layer, repeats)
+            grads = torch.autograd.grad(out.square().sum(), (x, rho.filters))
+            results.append((out, *grads))
+    half = len(results) // 2
+    for matmul, fft in zip(results[:half], results[half:]):
+        for a, b in zip(matmul, fft):
+            assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
 @pytest.mark.parametrize("repeats", [1, 3])

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "circular_conv",
+    "circulant",
     "identity_filter",
     "warp_volume",
     "to_volume",
@@ -38,6 +39,32 @@ __all__ = [
 # Applying a representation
 
 
+CIRCULANT_MAX_LENGTH = 128
+"""Longest 1-D signal that ``ConvOrbit`` acts on by circulant matmul (O(L²) per channel) instead of the FFT."""
+
+
+def circulant(filters: torch.Tensor, length: int) -> torch.Tensor:
+    """Per-sample circulant matrices M with ``x @ M`` = the circular cross-correlation of ``x`` with the filter.
+
+    Tap t reads offset ``s = t − c`` (c the centre tap), wrapped mod L; taps that wrap onto one offset add up, as in
+    :func:`circular_conv`. Output l reads input ``j = l + s``, so ``M[j, l]`` is the filter's weight at offset
+    ``(j − l) mod L``.
+
+    Args:
+        filters: ``(G, k)``, e.g. one filter per group element.
+        length: L, the signal length.
+
+    Returns:
+        ``(G, L, L)``, differentiable in ``filters``.
+    """
+    k, positions = filters.shape[1], torch.arange(length, device=filters.device)
+    offsets = (torch.arange(k, device=filters.device) - (k - 1) // 2) % length
+    by_offset = filters.new_zeros(len(filters), length).index_add(1, offsets, filters)  # (B, L)
+    # Row l of Mᵀ is by_offset rotated by l: a window of by_offset repeated twice (copied row by row, no scatter).
+    windows = torch.cat([by_offset, by_offset], 1).unfold(1, length, 1)  # (B, L + 1, L), windows[i] = [i, i + L)
+    return windows[:, length - positions].transpose(1, 2)
+
+
 def circular_conv(x: torch.Tensor, filters: torch.Tensor, repeats: int = 1) -> torch.Tensor:
     """Convolve every channel of each sample circularly with that sample's filter, ``repeats`` times.
 
@@ -45,8 +72,8 @@ def circular_conv(x: torch.Tensor, filters: torch.Tensor, repeats: int = 1) -> t
     at index ``c + t`` moves the signal by ``-t`` positions (``torch.roll(x, -t)``), exactly what ``F.conv1d`` with
     circular padding ``(c, k - 1 - c)`` computes. It runs in the Fourier domain, where repeating a filter n times
     (paper Section 5.1: small filters reaching larger transforms) is the n-th power of its spectrum; that is far
-    faster on CPUs than a grouped convolution with one group per sample and channel (and faster than a circulant
-    matmul, measured).
+    faster on CPUs than a grouped convolution with one group per sample and channel. (For short signals,
+    :class:`~autoinv.methods.orbit.rho.ConvOrbit` uses :func:`circulant` matrices instead.)
 
     Args:
         x: Activations ``(B, C, L)`` for 1-D filters or ``(B, C, H, W)`` for 2-D filters.

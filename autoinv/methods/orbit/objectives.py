@@ -30,12 +30,12 @@ def _equivariance_pairs(
     """Split a forward pass on ``cat([x, ρ_g x])`` into (f(ρ_g x), ρ_g f(x)) per layer, logits last."""
     b = len(g)
     transformed, expected = [], []
-    for layer, (a, layout) in enumerate(zip(acts, layouts), start=1):
-        a = core.to_layout(a, layout)
-        transformed.append(a[b:])
-        expected.append(rho(a[:b], g, layer, repeats))
-    transformed.append(logits[b:])
-    expected.append(rho(logits[:b], g, len(acts) + 1, repeats))
+    # split() rather than two slices: its backward is one concatenation, where each slice's backward fills a
+    # zero tensor of the full batch (measured: ~7% of an Orbit student step on CPU).
+    for layer, (a, layout) in enumerate(zip(acts + [logits], layouts + [None]), start=1):
+        clean, moved = (core.to_layout(a, layout) if layout else a).split(b)
+        transformed.append(moved)
+        expected.append(rho(clean, g, layer, repeats))
     return transformed, expected
 
 
@@ -119,7 +119,7 @@ def omega(
         rho_x = rho(x, g, 0, repeats)
     logits, acts = forward_with_layers(student, to_net(torch.cat([x, rho_x])), layers)
     transformed, expected = _equivariance_pairs(rho, logits, acts, g, repeats, layouts)
-    return core.equivariance_loss(transformed, expected), logits[: len(x)], logits[len(x) :]
+    return core.equivariance_loss(transformed, expected), *logits.split(len(x))
 
 
 def transfer_loss(ce: torch.Tensor, term: torch.Tensor, gamma: float) -> torch.Tensor:

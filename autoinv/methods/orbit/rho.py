@@ -20,6 +20,9 @@ from autoinv.methods.orbit import core
 
 __all__ = ["ConvOrbit", "AffineOrbit"]
 
+CIRCULANT_MIN_CHANNELS = 4
+"""Fewest channels for which :class:`ConvOrbit` acts on a short 1-D signal by circulant matmul instead of the FFT."""
+
 
 class ConvOrbit(nn.Module):
     """Group representation by learned circular filters, factorised over layers.
@@ -81,12 +84,19 @@ class ConvOrbit(nn.Module):
 
     def forward(self, x: torch.Tensor, g: torch.Tensor, layer: int = 0, repeats: int = 1) -> torch.Tensor:
         """``ρ_g^(layer) x`` for activations ``x`` ``(B, ...)`` and elements ``g`` ``(B,)``; same shape as ``x``."""
-        f = self.filter(g, layer)
-        if layer == len(self.projections):
-            return core.circular_conv(x.reshape(len(x), 1, -1), f, repeats).reshape(x.shape)
+        dims = 1 if layer == len(self.projections) else self.dims  # the logits are a 1-D signal
         # Axes before the last ``dims`` ones (channels; p4 rotations) all get the same filter.
-        flat = x.reshape(len(x), -1, *x.shape[x.dim() - self.dims :])
-        return core.circular_conv(flat, f, repeats).reshape(x.shape)
+        flat = x.reshape(len(x), -1, *x.shape[x.dim() - dims :])
+        if dims == 1 and flat.shape[-1] <= core.CIRCULANT_MAX_LENGTH and flat.shape[1] >= CIRCULANT_MIN_CHANNELS:
+            # Short many-channel signals: one circulant matrix per group element, gathered per sample, one batched
+            # matmul; gathering the (L, L) matrices pays off only over several channels (measured on CPU at L = 40:
+            # 15 channels 1.5x faster than the FFT, 1 channel 2.5x slower).
+            every = torch.arange(self.group_size, device=g.device)
+            matrices = core.circulant(self.filter(every, layer).reshape(self.group_size, -1), flat.shape[-1])
+            if repeats != 1:
+                matrices = torch.linalg.matrix_power(matrices, repeats)
+            return torch.bmm(flat, matrices[g].to(flat.dtype)).reshape(x.shape)
+        return core.circular_conv(flat, self.filter(g, layer), repeats).reshape(x.shape)
 
 
 class AffineOrbit(nn.Module):

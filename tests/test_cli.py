@@ -1,9 +1,13 @@
 """Bad input: every user error exits with status 2, prints one line that says what to do, and writes nothing."""
 
+import contextlib
+import importlib
+import io
 import os
 import subprocess
 import sys
 import textwrap
+from unittest import mock
 
 import pytest
 
@@ -12,16 +16,35 @@ from autoinv import tracking
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_cli(module, *args, cwd, timeout=300):
-    env = {**os.environ, "PYTHONPATH": ROOT, "AUTOINV_DATA": os.path.join(str(cwd), "..", "data")}
-    return subprocess.run(
-        [sys.executable, "-m", f"autoinv.{module}", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def run_cli(module, *args, cwd, timeout=300, in_process=True):
+    """Run ``python -m autoinv.MODULE ARGS`` in ``cwd``; in this process by default, as a real one on request.
+
+    In-process calls of ``main`` see the same arguments, working directory and environment, and skip the ~10 s
+    of importing torch, Ray and MLflow per call; each CLI keeps at least one real-process test (exit status and
+    stderr as a user sees them).
+    """
+    env = {"PYTHONPATH": ROOT, "AUTOINV_DATA": os.path.join(str(cwd), "..", "data")}
+    if not in_process:
+        return subprocess.run(
+            [sys.executable, "-m", f"autoinv.{module}", *args],
+            cwd=cwd,
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    main = importlib.import_module(f"autoinv.{module}").main
+    stdout, stderr, here = io.StringIO(), io.StringIO(), os.getcwd()
+    os.chdir(cwd)
+    try:
+        with mock.patch.dict(os.environ, env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main(list(args))
+            except SystemExit as exit_:  # argparse's own usage errors
+                code = exit_.code
+    finally:
+        os.chdir(here)
+    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
 
 
 def assert_usage_error(result, *needles, cwd=None, before=()):
@@ -44,7 +67,7 @@ def work(tmp_path):
 @pytest.mark.parametrize(
     ("args", "needles"),
     [
-        (["nosuchsearch"], ["unknown search 'nosuchsearch'", "erm"]),
+        (["nosuchsearch"], ["unknown search 'nosuchsearch'", "erm"]),  # a real process: see below
         (["erm", "--quick", "--set", "nosuch=1"], ["unknown config key 'nosuch'"]),
         (["erm", "--quick", "--set", "lr=fast"], ["lr='fast' is not a valid float"]),
         (["erm", "--quick", "--set", "epochs=0"], ["epochs=0 must be >= 1"]),
@@ -58,7 +81,9 @@ def work(tmp_path):
     ],
 )
 def test_search_usage_errors(work, args, needles):
-    result = run_cli("search", *args, cwd=work)
+    # Real processes where it matters: one plain case (what a user's shell sees), and Ray connections.
+    real = args == ["nosuchsearch"] or "--address" in args or "--gpus" in args
+    result = run_cli("search", *args, cwd=work, in_process=not real)
     assert_usage_error(result, *needles, cwd=work, before=[])
 
 
@@ -82,12 +107,14 @@ def test_search_files_that_do_not_import_or_lack_space(work, tmp_path):
 
 
 def test_gpus_beyond_the_cluster_fail_at_once(work):
-    result = run_cli("search", "erm", "--quick", "--gpus", "4", cwd=work)
+    result = run_cli("search", "erm", "--quick", "--gpus", "4", cwd=work, in_process=False)
     assert_usage_error(result, "--gpus 4 asked", "has 0 GPUs", cwd=work, before=[])
 
 
 def test_export_errors(work):
-    assert_usage_error(run_cli("export", "erm", cwd=work), "no tracking database", cwd=work, before=[])
+    assert_usage_error(
+        run_cli("export", "erm", cwd=work, in_process=False), "no tracking database", cwd=work, before=[]
+    )
     # A search whose only trial was stopped early has nothing to export.
     uri = tracking.default_tracking_uri(str(work))
     client = tracking.client_for(uri)
@@ -114,7 +141,9 @@ def test_train_errors(work):
         run_cli("train", "extra.yaml", cwd=work), "unknown top-level keys surprise", cwd=work, before=before
     )
     assert_usage_error(run_cli("train", "method.yaml", cwd=work), "unknown method 'nosuch'", cwd=work, before=before)
-    assert_usage_error(run_cli("train", "missing.yaml", cwd=work), "does not exist", cwd=work, before=before)
+    assert_usage_error(
+        run_cli("train", "missing.yaml", cwd=work, in_process=False), "does not exist", cwd=work, before=before
+    )
 
 
 def test_dry_run_prints_the_plan_and_writes_nothing(work):

@@ -58,6 +58,14 @@ def cli(module, *args, cwd, timeout=600, extra_env=None):
     )
 
 
+def all_artifacts(client, run_id, path=None):
+    """Every artifact file under ``path`` of a run, recursively."""
+    files = []
+    for entry in client.list_artifacts(run_id, path):
+        files += all_artifacts(client, run_id, entry.path) if entry.is_dir else [entry.path]
+    return files
+
+
 def children_of(client, name):
     experiment = client.get_experiment_by_name(name)
     parents = client.search_runs([experiment.experiment_id], filter_string="tags.`autoinv.role` = 'search'")
@@ -299,3 +307,30 @@ def test_compare_trials_notebook_runs_headless(searched):
     assert "search erm-" in outputs and "best val/acc" in outputs
     images = [o for cell in notebook.cells for o in cell.get("outputs", []) if "image/png" in o.get("data", {})]
     assert len(images) >= 2
+
+
+@pytest.mark.parametrize(
+    "method, pictures",
+    [
+        ("transformmix", {"figures/mix/grid", "figures/mix/search", "figures/augmented_samples"}),
+        ("orbit", {"figures/orbit/elements", "figures/transfer/acc_vs_transform", "figures/augmented_samples"}),
+    ],
+)
+def test_method_quick_search_lands_trials_with_pictures(tmp_path, method, pictures):
+    """`python -m autoinv.search METHOD --quick` (two trials, to fit CI) through Ray, Optuna, ASHA and MLflow."""
+    result = cli("search", method, "--quick", "--num-samples", "2", cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-4000:]
+    client = tracking.client_for(tracking.default_tracking_uri(str(tmp_path)))
+    parent, children = children_of(client, method)
+    assert len(children) == 2
+    assert {c.data.tags.get(tracking.OUTCOME_TAG) for c in children} <= {"completed", "stopped_early"}
+    best = client.get_run(parent.data.tags["autoinv.best_run_id"])
+    assert best.data.tags[tracking.OUTCOME_TAG] == "completed" and best.info.status == "FINISHED"
+    for child in children:  # every trial has its first-epoch pictures; a completed one has all of them
+        files = all_artifacts(client, child.info.run_id, "figures")
+        folders = {os.path.dirname(f) for f in files if f.endswith(".png")}
+        assert "figures/augmented_samples" in folders, files
+        if child.info.run_id == best.info.run_id:
+            assert pictures <= folders, (pictures - folders, files)
+    if method == "transformmix":  # the searched mixer rides with the trial, for export to reuse
+        assert "mixer.pt" in {a.path for a in client.list_artifacts(best.info.run_id)}

@@ -1,9 +1,6 @@
 """Orbit transfer and its baselines: core math, identities, the learned ρ, bad input, and the paper's claim."""
 
 import math
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -29,8 +26,8 @@ from autoinv.methods.orbit.hooks import LayerError, forward_with_layers
 from autoinv.methods.orbit.nets import P4CNN, CircConvTeacher1d, MLPLinear1d, MLPMaxPool1d, create_net
 from autoinv.methods.orbit.objectives import omega, orbit_objectives, transfer_loss
 from autoinv.methods.orbit.rho import AffineOrbit, ConvOrbit
+from tests.test_cli import run_cli
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BASELINES = [student_ce, student_aug, kd, hidden_match, rdl, cka, attention]
 # A small, fast teacher: 100 Adam steps of the two-layer circular CNN already reach ~90% on every shift split.
 TEACHER = {"teacher_epochs": 1, "device": "cpu"}
@@ -250,7 +247,6 @@ def test_affine_orbit_at_identity_is_identity_on_every_layout():
 # The learned orbit model
 
 
-@pytest.mark.slow
 def test_learned_rho_is_a_group_representation_of_the_teacher(trained):
     cfg, data, teacher = trained
     assert cfg.orbit_steps == 1500  # the default: 1500 Adam steps at batch 128
@@ -301,13 +297,6 @@ def test_bad_input_raises_one_clear_line():
             build_config(method.Config, {"shift_limit": -1}, "orbit")
 
 
-def _registered(name):
-    from autoinv.methods import METHODS
-
-    return name in METHODS
-
-
-@pytest.mark.skipif(not _registered("orbit"), reason="orbit is not in autoinv.methods.METHODS yet")
 @pytest.mark.parametrize(
     ("override", "message"),
     [
@@ -316,14 +305,8 @@ def _registered(name):
         ("teacher_layers=conv1,conv7", "unknown teacher layer 'conv7'"),
     ],
 )
-def test_cli_exits_2_on_bad_input(override, message):
-    done = subprocess.run(
-        [sys.executable, "-m", "autoinv.search", "orbit", "--quick", "--dry-run", "--set", override],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def test_cli_exits_2_on_bad_input(tmp_path, override, message):
+    done = run_cli("search", "orbit", "--quick", "--dry-run", "--set", override, cwd=tmp_path)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
@@ -371,7 +354,6 @@ def test_search_files_build_valid_configs():
 # The paper's claim (MNIST-1D, s = 30)
 
 
-@pytest.mark.slow
 def test_paper_claim_orbit_transfers_shift_equivariance(cache_dir):
     """Paper (Fig. 2/3, reference docstrings): unseen-shift accuracy CE 11.1, KD 13.5, Orbit 95.7 (max-pool student);
     all-shift accuracy CE ~40 vs Orbit 77.3 (linear head). Here: Orbit ≥ CE + 50 and ≥ KD + 40 on unseen shifts,
@@ -393,16 +375,3 @@ def test_paper_claim_orbit_transfers_shift_equivariance(cache_dir):
     assert unseen["orbit"] >= unseen["kd"] + 40, unseen
     assert every["orbit_linear"] >= every["ce_linear"] + 20, every
     assert not math.isnan(every["orbit"])
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not _registered("orbit"), reason="orbit is not in autoinv.methods.METHODS yet")
-def test_quick_search_completes_with_pictures(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-m", "autoinv.search", "orbit", "--quick", "--storage", str(tmp_path / "ray"),
-         "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONPATH": ROOT},
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-2000:]
-    pictures = [os.path.join(d, f) for d, _, files in os.walk(tmp_path) for f in files if f.endswith(".png")]
-    assert any("orbit" in p and "elements" in p for p in pictures), pictures

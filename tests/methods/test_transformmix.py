@@ -323,14 +323,13 @@ def test_missing_or_incompatible_mixer_is_rejected(tmp_path, cache_dir):
 # --- the paper's claim at small scale ------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
 def test_claim_teacher_reads_transformmix_images_better_than_mixup_and_cutmix(cache_dir):
     """After the search stage, the frozen teacher's soft-label CE on TransformMix images is lower than on Mixup and
     CutMix images from the same pairs and λ, and its top-2 recovers both labels more often."""
     cfg = tm.Config(**CLAIM)
     data = loop.load_data(cfg, torch.device("cpu"))
     teacher = load_or_train(tm.teacher_specs(cfg)[0], cache_dir, "cpu", progress=False)
-    assert loop.evaluate(teacher, data.x_val, data.y_val)["acc"] > 0.5
+    assert loop.evaluate(teacher, data.x_val, data.y_val)["acc"] > 0.8
     cams = tm.dataset_cams(teacher, data.x_train, data.y_train)
     val_cams = tm.dataset_cams(teacher, data.x_val, data.y_val)[:, 0].float() / 255
     mixer, history = tm.search_mixer(cfg, teacher, data, cams)
@@ -343,13 +342,17 @@ def test_claim_teacher_reads_transformmix_images_better_than_mixup_and_cutmix(ca
 
 CLAIM = {
     "dataset": "shapes",
-    "train_subset": 2000,
     "batch_size": 64,
     "augment": "flip_crop",
-    "teacher_epochs": 15,
-    "mix_epochs": 4,
+    "teacher_epochs": 12,
+    "mix_epochs": 3,
+    "steps_per_epoch": 50,
     "mix_optimizer": "adam",
     "mix_lr": 1e-3,
     "device": "cpu",
 }
+"""A confident teacher (all 4,500 training images, 12 epochs: ~88% validation accuracy) and 150 mixer steps.
+
+The teacher matters: one trained on 2,000 images to ~76% blurs every mix alike (measured: TransformMix 1.69 vs
+Mixup 1.74), while this one separates them (1.63 vs 1.79, CutMix 3.06; a 30-epoch teacher at 93%: 1.86 vs 2.19)."""
 CLAIM_MARGIN = 0.1

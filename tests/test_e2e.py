@@ -332,5 +332,28 @@ def test_method_quick_search_lands_trials_with_pictures(tmp_path, method, pictur
         assert "figures/augmented_samples" in folders, files
         if child.info.run_id == best.info.run_id:
             assert pictures <= folders, (pictures - folders, files)
-    if method == "transformmix":  # the searched mixer rides with the trial, for export to reuse
-        assert "mixer.pt" in {a.path for a in client.list_artifacts(best.info.run_id)}
+    if method == "transformmix":
+        _export_and_train_reuse_the_searched_mixer(tmp_path, client, best)
+
+
+def _export_and_train_reuse_the_searched_mixer(folder, client, best):
+    """Export downloads the best trial's mixer and points ``mixer_from`` at it; final training skips the search
+    stage and trains on exactly those weights."""
+    import torch
+
+    exported = cli("export", "transformmix", "-o", "best.yaml", cwd=folder)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    document = yaml.safe_load((folder / "best.yaml").read_text())
+    mixer_file = document["config"]["mixer_from"]
+    assert os.path.isfile(os.path.join(folder, mixer_file)) or os.path.isfile(mixer_file), mixer_file
+    searched_mixer = torch.load(client.download_artifacts(best.info.run_id, "mixer.pt", str(folder)), weights_only=True)
+    trained = cli("train", "best.yaml", "--epochs", "1", cwd=folder, extra_env={"OMP_NUM_THREADS": "1"})
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    final = client.get_experiment_by_name("transformmix-final")
+    (run,) = client.search_runs([final.experiment_id], filter_string="tags.`autoinv.role` = 'trial'")
+    files = all_artifacts(client, run.info.run_id)
+    assert not any(f.startswith("figures/mix/search") for f in files), "final training must not search again"
+    reused = torch.load(
+        client.download_artifacts(run.info.run_id, "mixer.pt", str(folder / "final")), weights_only=True
+    )
+    assert all(torch.equal(reused["state_dict"][n], t) for n, t in searched_mixer["state_dict"].items())

@@ -1,17 +1,14 @@
-"""CutMix (Yun et al., 2019): searched α, mixing probability, learning rate and weight decay."""
+"""CutMix (Yun et al., 2019): searched α, mixing probability, learning rate and weight decay.
+
+Everything but the method comes from ``searches/mixup.py``, so the two compare on the same data, budget and space.
+"""
+
+from searches.mixup import BASE as BASE
+from searches.mixup import METRIC as METRIC
+from searches.mixup import MODE as MODE
+from searches.mixup import NUM_SAMPLES as NUM_SAMPLES
+from searches.mixup import QUICK as QUICK
+from searches.mixup import QUICK_NUM_SAMPLES as QUICK_NUM_SAMPLES
+from searches.mixup import space as space
 
 METHOD = "cutmix"
-METRIC = "val/acc"
-MODE = "max"
-NUM_SAMPLES = 24
-BASE = {"dataset": "cifar10", "model": "resnet18", "epochs": 200, "batch_size": 128, "augment": "flip_crop"}
-QUICK = {"dataset": "shapes", "model": "small_cnn", "epochs": 3, "train_subset": 1200, "batch_size": 64}
-QUICK_NUM_SAMPLES = 6
-
-
-def space(trial) -> dict:
-    trial.suggest_float("mix_alpha", 0.1, 4.0, log=True)
-    trial.suggest_float("mix_prob", 0.3, 1.0)
-    trial.suggest_float("lr", 1e-2, 0.3, log=True)
-    trial.suggest_float("weight_decay", 1e-5, 1e-3, log=True)
-    return {}

@@ -195,6 +195,7 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     context = tune.get_context()
     method = get_method(setup["method"])
     client = tracking.client_for(setup["tracking_uri"])
+    os.environ.setdefault("MLFLOW_TRACKING_URI", setup["tracking_uri"])  # where ``runs:/`` config values resolve
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     run_id = tracking.child_run(
         client,

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 __all__ = [
     "TrackingError",
+    "fetch_run_artifact",
     "default_tracking_uri",
     "check_tracking_uri",
     "client_for",
@@ -70,6 +71,26 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
             f"tracking URI {uri!r} is not a database or server; MLflow 3 refuses file stores: "
             f"use {default_tracking_uri()} or http://HOST:5000"
         )
+
+
+def fetch_run_artifact(uri: str, default_file: str, tracking_uri: str = "") -> str:
+    """Download ``runs:/RUN_ID[/PATH]`` into a fresh temporary folder and return the local file's path.
+
+    Args:
+        uri: ``runs:/RUN_ID`` (then ``default_file`` is fetched) or ``runs:/RUN_ID/PATH``.
+        default_file: Artifact to fetch when the URI names only the run, e.g. ``"mixer.pt"``.
+        tracking_uri: Where the run lives; default ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
+
+    Raises:
+        TrackingError: one line, when the run or the artifact cannot be fetched.
+    """
+    run_id, _, path = uri[len("runs:/") :].partition("/")
+    tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
+    try:
+        return client_for(tracking_uri).download_artifacts(run_id, path or default_file, tempfile.mkdtemp())
+    except Exception as error:  # MlflowException, OSError, sqlalchemy errors: all the same user error
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise TrackingError(f"cannot fetch {uri!r} from {tracking_uri}: {first}") from None
 
 
 def client_for(uri: str) -> MlflowClient:

@@ -184,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         document = load_document(args.config)
         tracking.check_tracking_uri(uri)
+        os.environ.setdefault("MLFLOW_TRACKING_URI", uri)  # where ``runs:/`` config values resolve
         experiment = args.experiment or f"{document.get('search', document['method'])}-final"
         base_dir = os.path.dirname(os.path.abspath(args.config))
         results = train_from_document(

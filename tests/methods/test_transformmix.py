@@ -1,18 +1,21 @@
 """TransformMix and its SaliencyMix / Manifold Mixup baselines: identities, shapes, replay, gradients, claim, errors."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoinv import augment, loop
+from autoinv import augment, loop, tracking
 from autoinv.config import ConfigError
 from autoinv.methods import manifold_mixup, saliencymix
 from autoinv.methods import transformmix as tm
 from autoinv.methods.mixup import mixup_batch
 from autoinv.models import ModelError, PooledNet, create_model
 from autoinv.teachers import load_or_train
+from tests.test_cli import run_cli
 
 
 def _batch(b=6, c=3, size=16, classes=5, seed=0):
@@ -318,6 +321,30 @@ def test_missing_or_incompatible_mixer_is_rejected(tmp_path, cache_dir):
     # a folder holding mixer.pt is accepted
     torch.save(payload, tmp_path / "mixer.pt")
     assert tm.load_mixer(str(tmp_path)).k == 2
+
+
+def test_mixer_from_an_mlflow_run(tmp_path, monkeypatch, cache_dir):
+    """``mixer_from=runs:/RUN_ID`` fetches that run's mixer.pt from $MLFLOW_TRACKING_URI; a bad run is one line."""
+    uri = tracking.default_tracking_uri(str(tmp_path))
+    client = tracking.client_for(uri)
+    experiment = tracking.get_or_create_experiment(client, "tm", str(tmp_path / "artifacts"))
+    run_id = client.create_run(experiment).info.run_id
+    payload = tm.mixer_payload(tm.Mixer(k=3, channels=8, size=(8, 8)))
+    tracking.log_torch(client, run_id, payload, "mixer.pt")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    run = loop.MemoryRun(cache_dir=cache_dir)
+    tm.fit(tm.Config(**{**TINY, "mixer_from": f"runs:/{run_id}"}), run)
+    assert "mix/search" not in run.figures and run.artifacts["mixer"]["k"] == 3
+    assert all(torch.equal(run.artifacts["mixer"]["state_dict"][n], t) for n, t in payload["state_dict"].items())
+    with pytest.raises(tm.MixerError, match="cannot fetch 'runs:/0123abcd'") as error:
+        tm.preflight(tm.Config(**{**TINY, "mixer_from": "runs:/0123abcd"}))
+    assert "\n" not in str(error.value)
+
+
+def test_search_rejects_a_missing_mixer_before_starting(tmp_path):
+    done = run_cli("search", "transformmix", "--quick", "--dry-run", "--set", "mixer_from=/no/mixer.pt", cwd=tmp_path)
+    assert done.returncode == 2 and "does not exist" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
 
 
 # --- the paper's claim at small scale ------------------------------------------------------------------------------

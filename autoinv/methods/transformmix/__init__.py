@@ -20,6 +20,7 @@ from autoinv.methods.transformmix.fit import ARTIFACT_FIELDS as ARTIFACT_FIELDS
 from autoinv.methods.transformmix.fit import Config as Config
 from autoinv.methods.transformmix.fit import compare_mixes as compare_mixes
 from autoinv.methods.transformmix.fit import fit as fit
+from autoinv.methods.transformmix.fit import preflight as preflight
 from autoinv.methods.transformmix.fit import search_mixer as search_mixer
 from autoinv.methods.transformmix.fit import teacher_specs as teacher_specs
 from autoinv.methods.transformmix.saliency import CamBatches as CamBatches
@@ -34,6 +35,7 @@ __all__ = [
     "ARTIFACT_FIELDS",
     "Config",
     "fit",
+    "preflight",
     "teacher_specs",
     "search_mixer",
     "base_augment",

@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoinv import loop
+from autoinv import loop, tracking
 from autoinv.config import BaseConfig, _check
-from autoinv.data import Dataset, to_float
+from autoinv.data import Dataset, load_dataset, to_float
 from autoinv.methods.transformmix.core import (
     Mixer,
+    MixerError,
     gather_partners,
     load_mixer,
     mix,
@@ -45,7 +46,7 @@ from autoinv.methods.transformmix.saliency import (
 from autoinv.models import create_model
 from autoinv.teachers import TeacherSpec, load_or_train
 
-__all__ = ["ARTIFACT_FIELDS", "Config", "fit", "teacher_specs", "search_mixer", "compare_mixes"]
+__all__ = ["ARTIFACT_FIELDS", "Config", "preflight", "fit", "teacher_specs", "search_mixer", "compare_mixes"]
 
 ARTIFACT_FIELDS = {"mixer": "mixer_from"}
 """Export downloads the trial's ``mixer.pt`` and sets ``mixer_from`` to it, so final training reuses the mixer."""
@@ -93,8 +94,8 @@ class Config(BaseConfig):
     mix_prob: float = 1.0
     """Probability that a task-network batch is mixed (otherwise it trains on the plain batch)."""
     mixer_from: str = ""
-    """A saved mixer (``mixer.pt`` from export, or its folder) to reuse: skips the search stage; its file decides k
-    and the architecture."""
+    """A saved mixer to reuse: ``mixer.pt`` from export, its folder, or ``runs:/RUN_ID`` of a trial in MLflow;
+    skips the search stage; the mixer decides k and the architecture."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -118,6 +119,16 @@ def teacher_specs(cfg: Config) -> list[TeacherSpec]:
     return [cam_teacher_spec(cfg)]
 
 
+def preflight(cfg: Config) -> None:
+    """Fail on the driver before any trial starts: the data, both networks, the teacher's CAM head, ``mixer_from``."""
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
+    if data.kind != "image":
+        raise ValueError(f"transformmix needs images; dataset {cfg.dataset!r} holds signals")
+    create_model(cfg.model, data.num_classes, data.shape)  # an unknown name raises ModelError in one line
+    check_cam_teacher(cfg.teacher_arch, data.num_classes, data.shape)
+    _transferred_mixer(cfg.mixer_from)
+
+
 def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     """Search the mixer (or reuse one), then train the task network on its mixes; report ``val/acc`` per epoch."""
     device = loop.pick_device(cfg.device)
@@ -125,7 +136,7 @@ def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     if data.kind != "image":
         raise ValueError(f"transformmix needs images; dataset {cfg.dataset!r} holds signals")
     check_cam_teacher(cfg.teacher_arch, data.num_classes, data.shape)
-    transferred = load_mixer(cfg.mixer_from) if cfg.mixer_from else None  # fail on a bad file before any training
+    transferred = _transferred_mixer(cfg.mixer_from)  # fail on a bad file or run before any training
 
     # Saliency: CAMs of the whole training set, once; batches replay their flips and crops on them.
     teacher = load_or_train(teacher_specs(cfg)[0], run.cache_dir, device, progress=False)
@@ -215,6 +226,22 @@ def search_mixer(
             ce_sum, seen = ce_sum + loss.item() * len(idx), seen + len(idx)
         history.append({"epoch": epoch, "teacher_ce": ce_sum / max(seen, 1), "tau": mixer.tau.item()})
     return mixer.eval(), history
+
+
+def _transferred_mixer(source: str) -> Mixer | None:
+    """The mixer named by ``mixer_from``, or ``None`` when it is empty.
+
+    A file or folder is loaded as is; ``runs:/RUN_ID`` fetches that run's ``mixer.pt`` from
+    ``$MLFLOW_TRACKING_URI``, which searches and ``autoinv.train`` set to their tracking URI.
+    """
+    if not source:
+        return None
+    if source.startswith("runs:/"):
+        try:
+            return load_mixer(tracking.fetch_run_artifact(source, "mixer.pt"))
+        except tracking.TrackingError as error:
+            raise MixerError(f"mixer_from: {error}") from None
+    return load_mixer(source)
 
 
 def _task_loss(cfg: Config, mixer: Mixer, batches: CamBatches) -> Any:

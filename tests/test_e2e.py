@@ -184,22 +184,25 @@ def test_resume_after_killing_the_driver(tmp_path):
     # Long enough trials (30 steps an epoch) that an idle machine cannot finish all six before the kill.
     args = [*TINY_SEARCH, "--max-concurrent", "2", "--seed", "3", "--set", "steps_per_epoch=30"]
     args = [a for a in args if a != "steps_per_epoch=6"]
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 (the killed driver writes here until the end)
     driver = subprocess.Popen(
         [sys.executable, "-m", "autoinv.search", *args],
         cwd=tmp_path,
         env=env_for(tmp_path),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     uri = tracking.default_tracking_uri(str(tmp_path))
     deadline = time.time() + 400
     closed = 0
     while closed < 1:
-        assert driver.poll() is None, "the search ended before it could be interrupted"
+        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]  # ended before the kill
         assert time.time() < deadline
         time.sleep(0.5)
-        if os.path.exists(uri[len("sqlite:///") :]):
+        # Touch the database only once the driver has created it (it prints "search <name>: ..." after making the
+        # parent run): two processes building a fresh MLflow schema at once can make the driver fail.
+        if "search erm-" in (tmp_path / "driver.log").read_text():
             try:
                 client = tracking.client_for(uri)
                 experiment = client.get_experiment_by_name("erm")
@@ -210,6 +213,7 @@ def test_resume_after_killing_the_driver(tmp_path):
                 pass
     os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray cluster it started die at once
     driver.wait()
+    log.close()
     time.sleep(2)
     resumed = cli("search", *args, "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-4000:]

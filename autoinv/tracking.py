@@ -73,12 +73,13 @@ def check_tracking_uri(uri: str, timeout: float = 5.0) -> None:
         )
 
 
-def fetch_run_artifact(uri: str, default_file: str, tracking_uri: str = "") -> str:
-    """Download ``runs:/RUN_ID[/PATH]`` into a fresh temporary folder and return the local file's path.
+def fetch_run_artifact(uri: str, default_file: str, dst_dir: str, tracking_uri: str = "") -> str:
+    """Download ``runs:/RUN_ID[/PATH]`` into ``dst_dir`` and return the local file's path.
 
     Args:
         uri: ``runs:/RUN_ID`` (then ``default_file`` is fetched) or ``runs:/RUN_ID/PATH``.
         default_file: Artifact to fetch when the URI names only the run, e.g. ``"mixer.pt"``.
+        dst_dir: An existing local folder (the caller owns it, e.g. a ``tempfile.TemporaryDirectory``).
         tracking_uri: Where the run lives; default ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
 
     Raises:
@@ -87,7 +88,7 @@ def fetch_run_artifact(uri: str, default_file: str, tracking_uri: str = "") -> s
     run_id, _, path = uri[len("runs:/") :].partition("/")
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or default_tracking_uri()
     try:
-        return client_for(tracking_uri).download_artifacts(run_id, path or default_file, tempfile.mkdtemp())
+        return client_for(tracking_uri).download_artifacts(run_id, path or default_file, dst_dir)
     except Exception as error:  # MlflowException, OSError, sqlalchemy errors: all the same user error
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise TrackingError(f"cannot fetch {uri!r} from {tracking_uri}: {first}") from None

@@ -44,7 +44,7 @@ CIRCULANT_MAX_LENGTH = 128
 
 
 def circulant(filters: torch.Tensor, length: int) -> torch.Tensor:
-    """Per-sample circulant matrices M with ``x @ M`` = the circular cross-correlation of ``x`` with the filter.
+    """Circulant matrices M, one per filter, with ``x @ M`` = the circular cross-correlation of ``x`` with the filter.
 
     Tap t reads offset ``s = t − c`` (c the centre tap), wrapped mod L; taps that wrap onto one offset add up, as in
     :func:`circular_conv`. Output l reads input ``j = l + s``, so ``M[j, l]`` is the filter's weight at offset
@@ -59,9 +59,9 @@ def circulant(filters: torch.Tensor, length: int) -> torch.Tensor:
     """
     k, positions = filters.shape[1], torch.arange(length, device=filters.device)
     offsets = (torch.arange(k, device=filters.device) - (k - 1) // 2) % length
-    by_offset = filters.new_zeros(len(filters), length).index_add(1, offsets, filters)  # (B, L)
+    by_offset = filters.new_zeros(len(filters), length).index_add(1, offsets, filters)  # (G, L)
     # Row l of Mᵀ is by_offset rotated by l: a window of by_offset repeated twice (copied row by row, no scatter).
-    windows = torch.cat([by_offset, by_offset], 1).unfold(1, length, 1)  # (B, L + 1, L), windows[i] = [i, i + L)
+    windows = torch.cat([by_offset, by_offset], 1).unfold(1, length, 1)  # (G, L + 1, L), windows[i] = [i, i + L)
     return windows[:, length - positions].transpose(1, 2)
 
 

@@ -9,6 +9,7 @@ the mixer's weights ride in every checkpoint, and a resumed trial skips the sear
 from __future__ import annotations
 
 import dataclasses
+import tempfile
 from typing import Any
 
 import numpy as np
@@ -122,21 +123,15 @@ def teacher_specs(cfg: Config) -> list[TeacherSpec]:
 def preflight(cfg: Config) -> None:
     """Fail on the driver before any trial starts: the data, both networks, the teacher's CAM head, ``mixer_from``."""
     data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
-    if data.kind != "image":
-        raise ValueError(f"transformmix needs images; dataset {cfg.dataset!r} holds signals")
+    _checked_inputs(cfg, data)
     create_model(cfg.model, data.num_classes, data.shape)  # an unknown name raises ModelError in one line
-    check_cam_teacher(cfg.teacher_arch, data.num_classes, data.shape)
-    _transferred_mixer(cfg.mixer_from)
 
 
 def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     """Search the mixer (or reuse one), then train the task network on its mixes; report ``val/acc`` per epoch."""
     device = loop.pick_device(cfg.device)
     data = loop.load_data(cfg, device)
-    if data.kind != "image":
-        raise ValueError(f"transformmix needs images; dataset {cfg.dataset!r} holds signals")
-    check_cam_teacher(cfg.teacher_arch, data.num_classes, data.shape)
-    transferred = _transferred_mixer(cfg.mixer_from)  # fail on a bad file or run before any training
+    transferred = _checked_inputs(cfg, data)  # fail on bad input before any training
 
     # Saliency: CAMs of the whole training set, once; batches replay their flips and crops on them.
     teacher = load_or_train(teacher_specs(cfg)[0], run.cache_dir, device, progress=False)
@@ -228,20 +223,22 @@ def search_mixer(
     return mixer.eval(), history
 
 
-def _transferred_mixer(source: str) -> Mixer | None:
-    """The mixer named by ``mixer_from``, or ``None`` when it is empty.
+def _checked_inputs(cfg: Config, data: Dataset) -> Mixer | None:
+    """Check what a trial would fail on (images, the teacher's CAM head) and load ``mixer_from``, or ``None``.
 
     A file or folder is loaded as is; ``runs:/RUN_ID`` fetches that run's ``mixer.pt`` from
     ``$MLFLOW_TRACKING_URI``, which searches and ``autoinv.train`` set to their tracking URI.
     """
-    if not source:
-        return None
-    if source.startswith("runs:/"):
+    if data.kind != "image":
+        raise ValueError(f"transformmix needs images; dataset {cfg.dataset!r} holds signals")
+    check_cam_teacher(cfg.teacher_arch, data.num_classes, data.shape)
+    if not cfg.mixer_from.startswith("runs:/"):
+        return load_mixer(cfg.mixer_from) if cfg.mixer_from else None
+    with tempfile.TemporaryDirectory() as folder:
         try:
-            return load_mixer(tracking.fetch_run_artifact(source, "mixer.pt"))
+            return load_mixer(tracking.fetch_run_artifact(cfg.mixer_from, "mixer.pt", folder))
         except tracking.TrackingError as error:
             raise MixerError(f"mixer_from: {error}") from None
-    return load_mixer(source)
 
 
 def _task_loss(cfg: Config, mixer: Mixer, batches: CamBatches) -> Any:

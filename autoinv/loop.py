@@ -29,6 +29,7 @@ __all__ = [
     "Run",
     "MemoryRun",
     "seed_everything",
+    "seeded",
     "pick_device",
     "load_data",
     "start",
@@ -116,6 +117,18 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's CPU generator seeded, and give the caller its generator state back afterwards.
+
+    For building networks whose initial weights must depend on a seed alone, not on what the process did before
+    (a teacher trained inside a test session, a Ray worker or ``autoinv.train`` must build the same weights).
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def pick_device(name: str = "auto") -> torch.device:

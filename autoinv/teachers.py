@@ -81,7 +81,8 @@ def load_or_train(
     """
     device = torch.device(device)
     data = loop.load_data(_as_config(spec), device)
-    model = create_model(spec.arch, data.num_classes, data.shape, pretrained=spec.pretrained).to(device)
+    with loop.seeded(spec.seed):  # initial weights from the spec alone: the cached teacher is one and the same
+        model = create_model(spec.arch, data.num_classes, data.shape, pretrained=spec.pretrained).to(device)
     path = spec.checkpoint or os.path.join(cache_dir, "teachers", f"{teacher_key(spec)}.pt")
     if not spec.checkpoint:
         os.makedirs(os.path.dirname(path), exist_ok=True)

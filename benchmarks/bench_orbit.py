@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from autoinv import loop  # noqa: E402
 from autoinv.methods import orbit  # noqa: E402
-from autoinv.methods.orbit import attention, cka, hidden_match, kd, plots, rdl, student_aug, student_ce, transfer  # noqa: E402
+from autoinv.methods.orbit import attention, cka, core, hidden_match, kd, plots, rdl, student_aug, student_ce, transfer  # noqa: E402
 from autoinv.methods.orbit.objectives import omega, transfer_loss  # noqa: E402
 
 # seen / unseen / all test accuracy (%) at s = 30, from the reference recipes' result docstrings (paper Figs. 2-3).
@@ -68,7 +68,7 @@ def step_ratio(steps: int, batch_size: int) -> dict[str, float]:
     rho = orbit.make_orbit(cfg, data).requires_grad_(False)
     layouts = [(15, 40), (10, 40)]
     x, y = data.x_train[:batch_size], data.y_train[:batch_size]
-    g = torch.randint(40, (batch_size,), generator=torch.Generator().manual_seed(0))
+    g = core.sample_balanced_elements(batch_size, 40, torch.Generator().manual_seed(0))  # as the student loss does
 
     def ce_step(student, opt):
         loss = F.cross_entropy(student(x), y)

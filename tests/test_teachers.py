@@ -30,6 +30,15 @@ def test_trains_once_then_loads_from_cache(tmp_path, monkeypatch, capsys):
     assert torch.equal(first(x), second(x))
 
 
+def test_a_teacher_depends_on_its_spec_alone_not_on_the_callers_random_state(tmp_path):
+    """Two caches, two different global RNG states before the call: bit-identical teachers."""
+    torch.manual_seed(1)
+    first = load_or_train(SPEC, str(tmp_path / "a"), progress=False)
+    torch.manual_seed(2)
+    second = load_or_train(SPEC, str(tmp_path / "b"), progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+
+
 def test_given_checkpoint_is_loaded_and_bad_ones_are_clear_errors(tmp_path):
     trained = load_or_train(SPEC, str(tmp_path))
     checkpoint = tmp_path / "mine.pt"

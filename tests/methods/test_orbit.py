@@ -77,6 +77,36 @@ def test_circulant_matmul_and_fft_paths_agree_with_gradients(monkeypatch, repeat
             assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.parametrize("make_rho", ["conv", "affine"])
+def test_block_form_elements_equal_their_per_sample_expansion(make_rho):
+    """Elements given once per block of consecutive samples act exactly like the same elements given per sample."""
+    gen = torch.Generator().manual_seed(0)
+    if make_rho == "conv":
+        rho = ConvOrbit(group_size=4, filter_size=9, dims=1, num_hidden=1, num_classes=10, generator=gen)
+        inputs = [torch.randn(8, 1, 40, generator=gen), torch.randn(8, 15, 40, generator=gen), torch.randn(8, 10)]
+    else:
+        rho = AffineOrbit(group_size=4, num_hidden=1, generator=gen)
+        inputs = [torch.randn(8, 1, 12, 12, generator=gen), torch.randn(8, 4, 6, 6, generator=gen)]
+    blocks = core.sample_balanced_elements(8, 4, gen)  # (4,): every element once, two samples each
+    assert sorted(blocks.tolist()) == [0, 1, 2, 3]
+    expanded = core.per_sample(blocks, 8)
+    assert expanded.tolist() == [int(e) for e in blocks for _ in range(2)]
+    for layer, x in enumerate(inputs):
+        x = x.clone().requires_grad_()
+        out_blocks = rho(x, blocks, layer)
+        grad_blocks = torch.autograd.grad(out_blocks.square().sum(), x)[0]
+        out_samples = rho(x, expanded, layer)
+        grad_samples = torch.autograd.grad(out_samples.square().sum(), x)[0]
+        assert torch.allclose(out_blocks, out_samples, atol=1e-5)
+        assert torch.allclose(grad_blocks, grad_samples, atol=1e-4)
+    for batch, group, count in [(1000, 40, 40), (250, 40, 50), (128, 40, 64), (10, 4, 5), (7, 40, 7), (3, 3, 3)]:
+        g = core.sample_balanced_elements(batch, group, gen)
+        uses = torch.bincount(g, minlength=group)
+        assert len(g) == count and batch % count == 0 and uses.max() - uses.min() <= 1
+    with pytest.raises(ValueError, match="3 group elements cannot act on a batch of 8"):
+        rho(inputs[0], blocks[:3], 0)
+
+
 @pytest.mark.parametrize("repeats", [1, 3])
 def test_one_hot_filter_is_a_circular_shift(repeats):
     x = torch.randn(4, 3, 40)

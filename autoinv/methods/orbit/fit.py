@@ -198,7 +198,7 @@ def learn_orbit(cfg: Config, rho: nn.Module, teacher: nn.Module, data: datasets.
     for step in range(cfg.orbit_steps):
         idx = torch.randint(len(data.x_train), (min(cfg.orbit_batch_size, len(data.x_train)),), generator=generator)
         x, y = to_unit(data.x_train[idx.to(device)]), data.y_train[idx.to(device)]
-        g = core.sample_elements(len(x), rho.group_size, generator)
+        g = core.sample_balanced_elements(len(x), rho.group_size, generator)
         h = core.sample_other_elements(g, rho.group_size, generator)
         repeats = int(torch.randint(1, cfg.orbit_repeats + 1, (), generator=generator))
         terms = orbit_objectives(
@@ -254,7 +254,7 @@ def orbit_student_loss(cfg: Config, rho: nn.Module, layouts: list[tuple[int, ...
         if cfg.gamma == 0:
             ce = F.cross_entropy(student(to_net(u)), y)
             return ce, {"train/ce": ce.item()}
-        g = core.sample_elements(len(u), rho.group_size, generator).to(u.device)
+        g = core.sample_balanced_elements(len(u), rho.group_size, generator).to(u.device)
         repeats = int(torch.randint(1, cfg.orbit_repeats + 1, (), generator=generator))
         om, logits, logits_rho = omega(rho, student, cfg.student_layers, layouts, u, g, repeats, to_net)
         ce, ce_rho = F.cross_entropy(logits, y), F.cross_entropy(logits_rho, y)

@@ -219,8 +219,9 @@ def load_teacher(cfg: TransferConfig, data: datasets.TransferData, cache_dir: st
         from autoinv.teachers import load_or_train
 
         return load_or_train(teacher_specs(cfg)[0], cache_dir, device, progress=False)
-    teacher = build_net(cfg.teacher_arch, data.num_classes, data.shape).to(device)
     tcfg = _teacher_config(cfg, data)
+    with loop.seeded(tcfg.seed):  # initial weights from the teacher's config alone, as its cache key says
+        teacher = build_net(cfg.teacher_arch, data.num_classes, data.shape).to(device)
     path = cfg.teacher_checkpoint
     if not path:
         key = hashlib.sha256(json.dumps(dataclasses.asdict(tcfg), sort_keys=True).encode()).hexdigest()[:16]

@@ -154,7 +154,8 @@ def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     mixer.eval().requires_grad_(False)
 
     # Stage 2: a fresh task network on the frozen mixer's images, evaluated on clean validation images.
-    model = create_model(cfg.model, data.num_classes, data.shape, pretrained=cfg.model_pretrained).to(device)
+    with loop.seeded(cfg.seed):
+        model = create_model(cfg.model, data.num_classes, data.shape, pretrained=cfg.model_pretrained).to(device)
     batches = CamBatches(data, cams, cfg.augment, teacher)  # base-augments images and CAMs with the same params
     return loop.train_classifier(
         cfg,
@@ -187,7 +188,8 @@ def search_mixer(
         The trained mixer and one record per epoch: ``teacher_ce`` (mean over the epoch) and ``tau`` (at its end).
     """
     device = data.x_train.device
-    mixer = Mixer(cfg.mix_k, cfg.mix_layers, cfg.mix_channels, cfg.mix_kernel, cfg.mix_tau_init, data.shape[1:])
+    with loop.seeded(cfg.seed + 12):  # initial weights from the seed alone, not from whatever ran before
+        mixer = Mixer(cfg.mix_k, cfg.mix_layers, cfg.mix_channels, cfg.mix_kernel, cfg.mix_tau_init, data.shape[1:])
     mixer = mixer.to(device).train()
     nets = [p for name, p in mixer.named_parameters() if name != "log_tau"]
     groups = [{"params": nets, "weight_decay": cfg.mix_weight_decay}, {"params": [mixer.log_tau], "weight_decay": 0.0}]

@@ -241,8 +241,7 @@ def _train_teacher(tcfg: BaseConfig, data: datasets.TransferData, teacher: nn.Mo
     def loss_fn(model, x, y, generator):
         return F.cross_entropy(model(loop.prepare(x)), y), {}
 
-    loop.seed_everything(tcfg.seed)
-    loop.train_classifier(tcfg, loop.MemoryRun(), data, teacher, loss_fn)
+    loop.train_classifier(tcfg, loop.MemoryRun(), data, teacher, loss_fn)  # seeds itself from tcfg.seed
 
 
 def build_student(cfg: TransferConfig, data: datasets.TransferData, device: torch.device) -> nn.Module:

@@ -129,8 +129,7 @@ def preflight(cfg: Config) -> None:
 
 def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     """Search the mixer (or reuse one), then train the task network on its mixes; report ``val/acc`` per epoch."""
-    device = loop.pick_device(cfg.device)
-    data = loop.load_data(cfg, device)
+    device, data = loop.start(cfg)
     transferred = _checked_inputs(cfg, data)  # fail on bad input before any training
 
     # Saliency: CAMs of the whole training set, once; batches replay their flips and crops on them.

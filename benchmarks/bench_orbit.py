@@ -4,6 +4,7 @@
     python benchmarks/bench_orbit.py --table               # seen/unseen/all for every method at s = 30 (markdown)
     python benchmarks/bench_orbit.py --table --linear      # the same with the linear-head student
     python benchmarks/bench_orbit.py --table --epochs 400  # the paper's 40,000 steps
+    python benchmarks/bench_orbit.py --sweep --figure f.png  # Figure 2: every method at s = 0, 10, 20, 30, 40
 
 The ratio is measured in one process on identical batches (batch 1000, max-pool student, 40-tap ρ): Orbit needs
 Ψ(x) and Ψ(ρ_g x) and ρ on every matched layer; the issue's target is at most 2.5x.
@@ -49,6 +50,8 @@ PAPER_LINEAR = {
     "attention": (51.7, 12.3, 40.0),
     "orbit": (77.2, 76.5, 77.3),
 }
+SHIFTS = [0, 10, 20, 30, 40]
+"""The shift limits of the paper's Figures 2 and 3."""
 METHODS = {
     "student_ce": student_ce,
     "student_aug": student_aug,
@@ -96,17 +99,28 @@ def step_ratio(steps: int, batch_size: int) -> dict[str, float]:
             if i >= 3:  # warm-up
                 samples[name].append(time.perf_counter() - started)
     times = {name: statistics.median(values) for name, values in samples.items()}
+    # Each Orbit step over the CE step run right before it: load drift cancels within a pair.
+    paired = sorted(o / c for o, c in zip(samples["orbit"], samples["ce"]))
+    quartiles = statistics.quantiles(paired, n=4)
     return {
         "ce_step_ms": 1000 * times["ce"],
         "orbit_step_ms": 1000 * times["orbit"],
         "ratio": times["orbit"] / times["ce"],
+        "paired_ratio": statistics.median(paired),
+        "paired_q1": quartiles[0],
+        "paired_q3": quartiles[2],
     }
 
 
-def table(args: argparse.Namespace) -> str:
-    """Train every method at s = 30 and return the markdown table (ours beside the paper's)."""
+def train_every_method(args: argparse.Namespace, shift_limit: int, cache: str) -> tuple[list, list, dict]:
+    """Train every method at one shift limit: the teacher's accuracies, one row per method, accuracy-vs-shift curves.
+
+    Returns:
+        ``teacher_row`` (seen, unseen, all in %), ``rows`` of ``(name, [seen, unseen, all], seconds)``, and
+        model name → {shift → accuracy} for the teacher and every method.
+    """
     common = {
-        "shift_limit": args.shift_limit,
+        "shift_limit": shift_limit,
         "epochs": args.epochs,
         "steps_per_epoch": args.steps_per_epoch,
         "batch_size": args.batch_size,
@@ -116,18 +130,17 @@ def table(args: argparse.Namespace) -> str:
     }
     if args.linear:
         common["model"] = "mlp_linear1d"
-    paper = PAPER_LINEAR if args.linear else PAPER_MAXPOOL
-    cache = args.cache_dir or tempfile.mkdtemp(prefix="bench_orbit_")
-    rows, curves = [], {}
-    teacher_row = None
+    rows, curves, teacher_row = [], {}, None
     for name, method in METHODS.items():
         run = loop.MemoryRun(cache_dir=cache)
         started = time.perf_counter()
         result = method.fit(method.Config(**common), run)
         seconds = time.perf_counter() - started
         ours = [100 * result[k] for k in ("test/acc", "test/acc_unseen", "test/acc_all")]
-        rows.append((name, ours, paper[name], seconds))
-        print(f"{name}: {ours[0]:.1f} / {ours[1]:.1f} / {ours[2]:.1f} in {seconds:.0f} s", file=sys.stderr, flush=True)
+        rows.append((name, ours, seconds))
+        print(
+            f"s={shift_limit} {name}: {ours[0]:.1f} / {ours[1]:.1f} / {ours[2]:.1f} in {seconds:.0f} s", file=sys.stderr
+        )
         cfg = method.Config(**common)
         data = transfer.load_transfer_data(cfg)
         curves[name] = transfer.accuracy_by_transform(run.model.cpu(), data, cfg)
@@ -137,26 +150,70 @@ def table(args: argparse.Namespace) -> str:
             accs = [loop.evaluate(teacher, data.x_test, data.y_test)["acc"]]
             accs += [loop.evaluate(teacher, x, y)["acc"] for x, y in data.extra_tests.values()]
             teacher_row = [100 * a for a in accs]
+    return teacher_row, rows, curves
+
+
+def _cell(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}"
+
+
+def _setting(args: argparse.Namespace) -> str:
+    head = "linear-head" if args.linear else "max-pool"
+    steps = args.epochs * args.steps_per_epoch
+    return f"{head} student, {steps} steps at batch {args.batch_size}, seed {args.seed}"
+
+
+def table(args: argparse.Namespace) -> str:
+    """Train every method at ``args.shift_limit`` and return the markdown table (ours beside the paper's)."""
+    paper = PAPER_LINEAR if args.linear else PAPER_MAXPOOL
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="bench_orbit_")
+    teacher_row, rows, curves = train_every_method(args, args.shift_limit, cache)
     if args.figure:
         plots.accuracy_curves(curves, "shift", args.shift_limit).savefig(args.figure, dpi=120)
-
-    def cell(v):
-        return "—" if v is None else f"{v:.1f}"
-
-    head = "max-pool" if not args.linear else "linear-head"
     lines = [
-        f"MNIST-1D, s = {args.shift_limit}, {head} student, {args.epochs * args.steps_per_epoch} steps at batch "
-        f"{args.batch_size}, seed {args.seed}; test accuracy (%), ours | paper",
+        f"MNIST-1D, s = {args.shift_limit}, {_setting(args)}; test accuracy (%), ours | paper",
         "",
         "| method | seen | unseen | all | paper seen | paper unseen | paper all | time (s) |",
         "|---|---|---|---|---|---|---|---|",
-        f"| teacher | {' | '.join(cell(v) for v in teacher_row)} | — | — | — | — |",
+        f"| teacher | {' | '.join(_cell(v) for v in teacher_row)} | — | — | — | — |",
     ]
-    for name, ours, ref, seconds in rows:
-        ref = ref or (None, None, None)
+    for name, ours, seconds in rows:
+        ref = paper[name] or (None, None, None)
         lines.append(
-            f"| {name} | {' | '.join(cell(v) for v in ours)} | {' | '.join(cell(v) for v in ref)} | {seconds:.0f} |"
+            f"| {name} | {' | '.join(_cell(v) for v in ours)} | {' | '.join(_cell(v) for v in ref)} | {seconds:.0f} |"
         )
+    return "\n".join(lines)
+
+
+def sweep(args: argparse.Namespace) -> str:
+    """The paper's Figure 2 (Figure 3 with ``--linear``): every method trained at s = 0, 10, 20, 30, 40.
+
+    Returns two markdown tables (seen-shift and unseen-shift test accuracy, one column per s) and, with
+    ``--figure``, saves both as line plots against s.
+    """
+    cache = args.cache_dir or tempfile.mkdtemp(prefix="bench_orbit_")
+    by_shift = {}  # s -> {name: [seen, unseen, all]}
+    for s in SHIFTS:
+        teacher_row, rows, _ = train_every_method(args, s, cache)
+        by_shift[s] = {"teacher": teacher_row, **{name: ours for name, ours, _ in rows}}
+    names = list(by_shift[SHIFTS[0]])
+    lines = [f"MNIST-1D, shift limit s = {', '.join(map(str, SHIFTS))}, {_setting(args)}; test accuracy (%)"]
+    for split, column in (("seen", 0), ("unseen", 1)):
+        lines += ["", f"{split} shifts:", "", "| method | " + " | ".join(f"s = {s}" for s in SHIFTS) + " |"]
+        lines.append("|---" * (len(SHIFTS) + 1) + "|")
+        lines += [f"| {n} | " + " | ".join(_cell(by_shift[s][n][column]) for s in SHIFTS) + " |" for n in names]
+    if args.figure:
+        import matplotlib.pyplot as plt
+
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+        for ax, (split, column) in zip(axes, (("seen", 0), ("unseen", 1))):
+            for n in names:
+                ax.plot(SHIFTS, [by_shift[s][n][column] for s in SHIFTS], marker="o", label=n)
+            ax.set(title=f"test accuracy, {split} shifts", xlabel="shift limit s", xticks=SHIFTS, ylim=(0, 100))
+        axes[0].set_ylabel("%")
+        axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+        fig.tight_layout()
+        fig.savefig(args.figure, dpi=120)
     return "\n".join(lines)
 
 
@@ -164,6 +221,7 @@ def main() -> None:
     """Command line: the step-time ratio, or ``--table``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", action="store_true", help="train every method and print the MNIST-1D table")
+    parser.add_argument("--sweep", action="store_true", help="train every method at s = 0, 10, 20, 30, 40 (Fig. 2)")
     parser.add_argument("--linear", action="store_true", help="linear-head student instead of the max-pool one")
     parser.add_argument("--shift-limit", type=int, default=30)
     parser.add_argument("--epochs", type=int, default=12, help="student epochs of --steps-per-epoch steps")
@@ -174,12 +232,18 @@ def main() -> None:
     parser.add_argument("--figure", default="", help="save accuracy against shift for every method to this PNG")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per method for the ratio")
     args = parser.parse_args()
+    if args.sweep:
+        print(sweep(args))
+        return
     if args.table:
         print(table(args))
         return
     r = step_ratio(args.steps, 1000)
     ce, orb = r["ce_step_ms"], r["orbit_step_ms"]
-    print(f"CE student step {ce:.1f} ms, Orbit student step {orb:.1f} ms, ratio {r['ratio']:.2f}x")
+    print(
+        f"CE student step {ce:.1f} ms, Orbit student step {orb:.1f} ms, ratio {r['ratio']:.2f}x; "
+        f"paired ratio {r['paired_ratio']:.2f}x (quartiles {r['paired_q1']:.2f}-{r['paired_q3']:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def test_circulant_matmul_and_fft_paths_agree_with_gradients(monkeypatch, repeat
     g = torch.tensor([0, 1, 5, 2, 2])
     inputs = [torch.randn(5, 1, 40, generator=gen), torch.randn(5, 3, 40, generator=gen), torch.randn(5, 10)]
     results = []
-    monkeypatch.setattr(rho_module, "CIRCULANT_MIN_CHANNELS", 1)  # every layer takes the matmul, then the FFT
+    monkeypatch.setattr(rho_module, "CIRCULANT_MIN_ROWS", 1)  # every layer takes the matmul, then the FFT
     for limit in (core.CIRCULANT_MAX_LENGTH, 0):  # 0 forces the FFT
         monkeypatch.setattr(core, "CIRCULANT_MAX_LENGTH", limit)
         for layer, x in enumerate(inputs):

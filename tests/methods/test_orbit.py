@@ -79,18 +79,21 @@ def test_circulant_matmul_and_fft_paths_agree_with_gradients(monkeypatch, repeat
 
 @pytest.mark.parametrize("make_rho", ["conv", "affine"])
 def test_block_form_elements_equal_their_per_sample_expansion(make_rho):
-    """Elements given once per block of consecutive samples act exactly like the same elements given per sample."""
+    """Elements given once per block of consecutive samples act exactly like the same elements given per sample.
+
+    Blocks of four one-channel signals take the circulant matmul, one signal per element the FFT: the two paths
+    are compared on the input and the logits too."""
     gen = torch.Generator().manual_seed(0)
     if make_rho == "conv":
         rho = ConvOrbit(group_size=4, filter_size=9, dims=1, num_hidden=1, num_classes=10, generator=gen)
-        inputs = [torch.randn(8, 1, 40, generator=gen), torch.randn(8, 15, 40, generator=gen), torch.randn(8, 10)]
+        inputs = [torch.randn(16, 1, 40, generator=gen), torch.randn(16, 15, 40, generator=gen), torch.randn(16, 10)]
     else:
         rho = AffineOrbit(group_size=4, num_hidden=1, generator=gen)
-        inputs = [torch.randn(8, 1, 12, 12, generator=gen), torch.randn(8, 4, 6, 6, generator=gen)]
-    blocks = core.sample_balanced_elements(8, 4, gen)  # (4,): every element once, two samples each
+        inputs = [torch.randn(16, 1, 12, 12, generator=gen), torch.randn(16, 4, 6, 6, generator=gen)]
+    blocks = core.sample_balanced_elements(16, 4, gen)  # (4,): every element once, four samples each
     assert sorted(blocks.tolist()) == [0, 1, 2, 3]
-    expanded = core.per_sample(blocks, 8)
-    assert expanded.tolist() == [int(e) for e in blocks for _ in range(2)]
+    expanded = core.per_sample(blocks, 16)
+    assert expanded.tolist() == [int(e) for e in blocks for _ in range(4)]
     for layer, x in enumerate(inputs):
         x = x.clone().requires_grad_()
         out_blocks = rho(x, blocks, layer)
@@ -103,7 +106,7 @@ def test_block_form_elements_equal_their_per_sample_expansion(make_rho):
         g = core.sample_balanced_elements(batch, group, gen)
         uses = torch.bincount(g, minlength=group)
         assert len(g) == count and batch % count == 0 and uses.max() - uses.min() <= 1
-    with pytest.raises(ValueError, match="3 group elements cannot act on a batch of 8"):
+    with pytest.raises(ValueError, match="3 group elements cannot act on a batch of 16"):
         rho(inputs[0], blocks[:3], 0)
 
 

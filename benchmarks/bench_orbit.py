@@ -130,26 +130,26 @@ def train_every_method(args: argparse.Namespace, shift_limit: int, cache: str) -
     }
     if args.linear:
         common["model"] = "mlp_linear1d"
-    rows, curves, teacher_row = [], {}, None
+    rows, curves, teacher_row, data = [], {}, None, None
     for name, method in METHODS.items():
+        cfg = method.Config(**common)
         run = loop.MemoryRun(cache_dir=cache)
         started = time.perf_counter()
-        result = method.fit(method.Config(**common), run)
+        result = method.fit(cfg, run)
         seconds = time.perf_counter() - started
         ours = [100 * result[k] for k in ("test/acc", "test/acc_unseen", "test/acc_all")]
         rows.append((name, ours, seconds))
         print(
             f"s={shift_limit} {name}: {ours[0]:.1f} / {ours[1]:.1f} / {ours[2]:.1f} in {seconds:.0f} s", file=sys.stderr
         )
-        cfg = method.Config(**common)
-        data = transfer.load_transfer_data(cfg)
-        curves[name] = transfer.accuracy_by_transform(run.model.cpu(), data, cfg)
-        if teacher_row is None:
+        if data is None:  # the same data, teacher and test splits for every method
+            data = transfer.load_transfer_data(cfg)
             teacher = transfer.load_teacher(cfg, data, cache, torch.device("cpu"))
-            curves = {"teacher": transfer.accuracy_by_transform(teacher, data, cfg), **curves}
+            curves["teacher"] = transfer.accuracy_by_transform(teacher, data, cfg)
             accs = [loop.evaluate(teacher, data.x_test, data.y_test)["acc"]]
             accs += [loop.evaluate(teacher, x, y)["acc"] for x, y in data.extra_tests.values()]
             teacher_row = [100 * a for a in accs]
+        curves[name] = transfer.accuracy_by_transform(run.model.cpu(), data, cfg)
     return teacher_row, rows, curves
 
 

@@ -1,6 +1,7 @@
 """Orbit transfer benchmarks: student step-time ratio, and the MNIST-1D table beside the paper's numbers.
 
     python benchmarks/bench_orbit.py                       # Orbit student step time / CE student step time
+    python benchmarks/bench_orbit.py --device cuda --ratio-batch 1000 8000  # the same on a GPU, at two batch sizes
     python benchmarks/bench_orbit.py --table               # seen/unseen/all for every method at s = 30 (markdown)
     python benchmarks/bench_orbit.py --table --linear      # the same with the linear-head student
     python benchmarks/bench_orbit.py --table --epochs 400  # the paper's 40,000 steps
@@ -64,14 +65,18 @@ METHODS = {
 }
 
 
-def step_ratio(steps: int, batch_size: int) -> dict[str, float]:
+def step_ratio(steps: int, batch_size: int, device: str = "cpu") -> dict[str, float]:
     """Median wall time of one Orbit student step and one CE student step (forward, backward, Adam) and their ratio."""
-    cfg = orbit.Config(device="cpu")
+    cfg = orbit.Config(device=device)
+    on = loop.pick_device(device)
     data = transfer.load_transfer_data(cfg)
-    rho = orbit.make_orbit(cfg, data).requires_grad_(False)
+    rho = orbit.make_orbit(cfg, data).requires_grad_(False).to(on)
     layouts = [(15, 40), (10, 40)]
-    x, y = data.x_train[:batch_size], data.y_train[:batch_size]
-    g = core.sample_balanced_elements(batch_size, 40, torch.Generator().manual_seed(0))  # as the student loss does
+    # Batches past the training set repeat it: only the time of a step is measured here.
+    repeats = -(-batch_size // len(data.x_train))
+    x = data.x_train.repeat(repeats, 1, 1)[:batch_size].to(on)
+    y = data.y_train.repeat(repeats)[:batch_size].to(on)
+    g = core.sample_balanced_elements(batch_size, 40, torch.Generator().manual_seed(0)).to(on)  # as the loss does
 
     def ce_step(student, opt):
         loss = F.cross_entropy(student(x), y)
@@ -89,13 +94,15 @@ def step_ratio(steps: int, batch_size: int) -> dict[str, float]:
     # Interleave the two kinds of step and take medians, so both see the same machine load (a shared CPU's
     # load shifts by tens of percent within a run; timing one method after the other mixes that into the ratio).
     steps_by_name = {"ce": ce_step, "orbit": orbit_step}
-    students = {name: transfer.build_net(cfg.model, 10, data.shape) for name in steps_by_name}
+    students = {name: transfer.build_net(cfg.model, 10, data.shape).to(on) for name in steps_by_name}
     optimizers = {name: torch.optim.Adam(students[name].parameters(), lr=1e-3) for name in steps_by_name}
     samples: dict[str, list[float]] = {name: [] for name in steps_by_name}
     for i in range(steps + 3):
         for name, step in steps_by_name.items():
+            _synchronize(on)
             started = time.perf_counter()
             step(students[name], optimizers[name])
+            _synchronize(on)
             if i >= 3:  # warm-up
                 samples[name].append(time.perf_counter() - started)
     times = {name: statistics.median(values) for name, values in samples.items()}
@@ -112,6 +119,12 @@ def step_ratio(steps: int, batch_size: int) -> dict[str, float]:
     }
 
 
+def _synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so that a host clock read after it covers the work (CUDA runs asynchronously)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def train_every_method(args: argparse.Namespace, shift_limit: int, cache: str) -> tuple[list, list, dict]:
     """Train every method at one shift limit: the teacher's accuracies, one row per method, accuracy-vs-shift curves.
 
@@ -125,7 +138,7 @@ def train_every_method(args: argparse.Namespace, shift_limit: int, cache: str) -
         "steps_per_epoch": args.steps_per_epoch,
         "batch_size": args.batch_size,
         "eval_test": True,
-        "device": "cpu",
+        "device": args.device,
         "seed": args.seed,
     }
     if args.linear:
@@ -144,7 +157,7 @@ def train_every_method(args: argparse.Namespace, shift_limit: int, cache: str) -
         )
         if data is None:  # the same data, teacher and test splits for every method
             data = transfer.load_transfer_data(cfg)
-            teacher = transfer.load_teacher(cfg, data, cache, torch.device("cpu"))
+            teacher = transfer.load_teacher(cfg, data, cache, torch.device("cpu"))  # accuracy curves run on the CPU
             curves["teacher"] = transfer.accuracy_by_transform(teacher, data, cfg)
             accs = [loop.evaluate(teacher, data.x_test, data.y_test)["acc"]]
             accs += [loop.evaluate(teacher, x, y)["acc"] for x, y in data.extra_tests.values()]
@@ -235,6 +248,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", default="", help="teacher cache (default: a fresh temporary folder)")
     parser.add_argument("--figure", default="", help="save accuracy against shift for every method to this PNG")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per method for the ratio")
+    parser.add_argument("--ratio-batch", type=int, nargs="+", default=[1000], help="batch size(s) for the ratio")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="where to train and time")
     args = parser.parse_args()
     if args.sweep:
         print(sweep(args))
@@ -242,12 +257,13 @@ def main() -> None:
     if args.table:
         print(table(args))
         return
-    r = step_ratio(args.steps, 1000)
-    ce, orb = r["ce_step_ms"], r["orbit_step_ms"]
-    print(
-        f"CE student step {ce:.1f} ms, Orbit student step {orb:.1f} ms, ratio {r['ratio']:.2f}x; "
-        f"paired ratio {r['paired_ratio']:.2f}x (quartiles {r['paired_q1']:.2f}-{r['paired_q3']:.2f})"
-    )
+    for batch in args.ratio_batch:
+        r = step_ratio(args.steps, batch, args.device)
+        ce, orb = r["ce_step_ms"], r["orbit_step_ms"]
+        print(
+            f"batch {batch}: CE student step {ce:.2f} ms, Orbit student step {orb:.2f} ms, ratio {r['ratio']:.2f}x; "
+            f"paired ratio {r['paired_ratio']:.2f}x (quartiles {r['paired_q1']:.2f}-{r['paired_q3']:.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,11 @@ from autoinv import tracking
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def python_path() -> str:
+    """PYTHONPATH for a CLI subprocess: this checkout first, then whatever the environment already had."""
+    return os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p)
+
+
 def run_cli(module, *args, cwd, timeout=300, in_process=True):
     """Run ``python -m autoinv.MODULE ARGS`` in ``cwd``; in this process by default, as a real one on request.
 
@@ -23,7 +28,7 @@ def run_cli(module, *args, cwd, timeout=300, in_process=True):
     of importing torch, Ray and MLflow per call; each CLI keeps at least one real-process test (exit status and
     stderr as a user sees them).
     """
-    env = {"PYTHONPATH": ROOT, "AUTOINV_DATA": os.path.join(str(cwd), "..", "data")}
+    env = {"PYTHONPATH": python_path(), "AUTOINV_DATA": os.path.join(str(cwd), "..", "data")}
     if not in_process:
         return subprocess.run(
             [sys.executable, "-m", f"autoinv.{module}", *args],

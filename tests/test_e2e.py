@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from autoinv import tracking
-from tests.test_cli import ROOT
+from tests.test_cli import ROOT, python_path
 
 TINY_SEARCH = [
     "erm",
@@ -40,7 +40,7 @@ TINY_SEARCH = [
 def env_for(folder):
     return {
         **os.environ,
-        "PYTHONPATH": ROOT,
+        "PYTHONPATH": python_path(),
         "AUTOINV_DATA": os.path.join(str(folder), "data"),
         "RAY_DEDUP_LOGS": "0",
         "PYTHONUNBUFFERED": "1",

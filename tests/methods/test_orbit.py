@@ -110,6 +110,35 @@ def test_block_form_elements_equal_their_per_sample_expansion(make_rho):
         rho(inputs[0], blocks[:3], 0)
 
 
+def test_frozen_rho_keeps_its_circulants_until_a_parameter_changes():
+    """A frozen ConvOrbit reuses its circulant matrices, and builds them afresh after any in-place change."""
+    gen = torch.Generator().manual_seed(0)
+    rho = ConvOrbit(group_size=4, filter_size=9, dims=1, num_hidden=1, num_classes=10, generator=gen)
+    rho.requires_grad_(False)
+    x = torch.randn(16, 15, 40, generator=gen, requires_grad=True)
+    g = core.sample_balanced_elements(16, 4, gen)
+    first = rho(x, g, 1)
+    assert rho.circulants(1, 40) is rho.circulants(1, 40)
+    assert torch.autograd.grad(first.square().sum(), x)[0].abs().sum() > 0  # the student's gradient still flows
+
+    def rebuilt() -> torch.Tensor:  # the same ρ built from scratch, with nothing kept
+        copy = ConvOrbit(group_size=4, filter_size=9, dims=1, num_hidden=1, num_classes=10)
+        copy.load_state_dict(rho.state_dict())
+        return copy(x, g, 1)
+
+    with torch.no_grad():
+        rho.projections[0].weight.mul_(0.5)  # in place, as an optimizer step makes
+    assert not torch.allclose(rho(x, g, 1), first)
+    assert torch.equal(rho(x, g, 1), rebuilt())
+    rho.load_state_dict({**rho.state_dict(), "filters": torch.randn(4, 9, generator=gen)})
+    assert torch.equal(rho(x, g, 1), rebuilt())
+    with torch.inference_mode():  # matrices kept from an evaluation in inference mode still serve training
+        rho.circulants(0, 40)
+    assert torch.autograd.grad(rho(x[:, :1], g, 0).sum(), x)[0].abs().sum() > 0
+    rho.requires_grad_(True)  # while ρ learns, every call builds them (differentiable in its parameters)
+    assert rho.circulants(1, 40) is not rho.circulants(1, 40) and rho.circulants(1, 40).requires_grad
+
+
 @pytest.mark.parametrize("repeats", [1, 3])
 def test_one_hot_filter_is_a_circular_shift(repeats):
     x = torch.randn(4, 3, 40)

@@ -132,6 +132,10 @@ def test_frozen_rho_keeps_its_circulants_until_a_parameter_changes():
     assert torch.equal(rho(x, g, 1), rebuilt())
     rho.load_state_dict({**rho.state_dict(), "filters": torch.randn(4, 9, generator=gen)})
     assert torch.equal(rho(x, g, 1), rebuilt())
+    full = rho.circulants(1, 40)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # bfloat16 projections: kept apart from float32 ones
+        assert rho.circulants(1, 40).dtype == torch.bfloat16
+    assert rho.circulants(1, 40) is full and full.dtype == torch.float32
     with torch.inference_mode():  # matrices kept from an evaluation in inference mode still serve training
         rho.circulants(0, 40)
     assert torch.autograd.grad(rho(x[:, :1], g, 0).sum(), x)[0].abs().sum() > 0

@@ -93,17 +93,19 @@ class ConvOrbit(nn.Module):
         (G = 40, four layers: 39 of the step's 120 small kernel-launching ops). Parameters' version counters, which
         every in-place change (optimizer step, ``load_state_dict``) increments, tell when kept matrices are stale.
         """
-        params = (self.filters, *self.projections.parameters())
+        params, device = (self.filters, *self.projections.parameters()), self.filters.device
         frozen = not (torch.is_grad_enabled() and any(p.requires_grad for p in params))
-        key = (layer, length, repeats, self.filters.device, tuple(p._version for p in params))
+        # Under autocast the projections give bfloat16 filters, so matrices built there are kept apart.
+        versions, autocast = tuple(p._version for p in params), torch.is_autocast_enabled(device.type)
+        key = (versions, device, autocast, layer, length, repeats)
         if frozen and key in self._frozen_circulants:
             return self._frozen_circulants[key]
-        every = torch.arange(self.group_size, device=self.filters.device)
+        every = torch.arange(self.group_size, device=device)
         matrices = core.circulant(self.filter(every, layer).reshape(self.group_size, -1), length)
         if repeats != 1:
             matrices = torch.linalg.matrix_power(matrices, repeats)
         if frozen:
-            kept = {k: v for k, v in self._frozen_circulants.items() if k[3:] == key[3:]}  # drop stale ones
+            kept = {k: v for k, v in self._frozen_circulants.items() if k[:2] == key[:2]}  # drop stale ones
             self._frozen_circulants = {**kept, key: matrices}
         return matrices
 

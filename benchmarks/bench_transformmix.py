@@ -52,7 +52,7 @@ def overhead(device: torch.device, batch: int, repeats: int) -> None:
     cams = torch.rand(batch, 32, 32, device=device)
     y = F.one_hot(torch.arange(batch, device=device) % 100, 100).float()
     model = create_model("resnet18", 100, (3, 32, 32)).to(device)
-    if device.type == "cuda":  # as trials train on a GPU (loop.fit_supervised): channels-last, bfloat16 autocast
+    if device.type == "cuda":  # as trials train on a GPU (loop.train_classifier): channels-last, bfloat16 autocast
         model, x = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
     mixer = transformmix.Mixer(size=(32, 32)).to(device).eval().requires_grad_(False)  # the paper's f_m: 3 x 32 x 3x3

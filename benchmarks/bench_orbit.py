@@ -235,7 +235,7 @@ def sweep(args: argparse.Namespace) -> str:
 
 
 def main() -> None:
-    """Command line: the step-time ratio, or ``--table``."""
+    """Command line: the step-time ratio (at each ``--ratio-batch``), or ``--table``, or ``--sweep``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", action="store_true", help="train every method and print the MNIST-1D table")
     parser.add_argument("--sweep", action="store_true", help="train every method at s = 0, 10, 20, 30, 40 (Fig. 2)")

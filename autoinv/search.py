@@ -17,11 +17,13 @@ import argparse
 import dataclasses
 import datetime
 import glob
+import hashlib
 import importlib
 import importlib.util
 import inspect
 import json
 import logging
+import math
 import os
 import socket
 import sys
@@ -63,18 +65,8 @@ def list_searches() -> list[str]:
 
 def load_search(name_or_path: str) -> ModuleType:
     """Import a search file by built-in name or by path, and check it declares what a search needs."""
-    if name_or_path.endswith(".py") or os.sep in name_or_path:
-        if not os.path.isfile(name_or_path):
-            raise SearchError(f"search file {name_or_path!r} does not exist")
-        spec = importlib.util.spec_from_file_location(f"autoinv_user_search_{abs(hash(name_or_path))}", name_or_path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception as error:  # a user's file can fail in any way; report it in one line
-            raise SearchError(
-                f"search file {name_or_path!r} does not import: {type(error).__name__}: {error}"
-            ) from None
-        module.NAME = os.path.basename(name_or_path)[:-3]
+    if name_or_path.endswith(".py") or os.sep in name_or_path or os.path.isfile(name_or_path):
+        module = _load_search_file(name_or_path)
     else:
         if name_or_path not in list_searches():
             raise SearchError(
@@ -84,6 +76,32 @@ def load_search(name_or_path: str) -> ModuleType:
         module = importlib.import_module(f"searches.{name_or_path}")
         module.NAME = name_or_path
     _check_search(module, name_or_path)
+    return module
+
+
+def _load_search_file(path: str) -> ModuleType:
+    """Import a user's search file under a name derived from its absolute path, registered in ``sys.modules``.
+
+    Tune pickles the searcher (and with it ``space``) by reference at every save, and a resumed driver unpickles
+    it: the module must be importable under the same name in both processes, so the name is a digest of the
+    path (``hash()`` differs per process) and the module is registered before it runs.
+    """
+    if not os.path.isfile(path):
+        raise SearchError(f"search file {path!r} does not exist")
+    if not path.endswith(".py"):
+        raise SearchError(f"search file {path!r} is not a Python file; give a .py file or a built-in search name")
+    absolute = os.path.realpath(path)
+    name = "autoinv_user_search_" + hashlib.sha1(absolute.encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(name, absolute)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as error:  # a user's file can fail in any way; report it in one line
+        del sys.modules[name]
+        first = (str(error).strip().splitlines() or [""])[0]
+        raise SearchError(f"search file {path!r} does not import: {type(error).__name__}: {first}") from None
+    module.NAME = os.path.basename(path)[:-3]
     return module
 
 
@@ -195,7 +213,6 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     context = tune.get_context()
     method = get_method(setup["method"])
     client = tracking.client_for(setup["tracking_uri"])
-    os.environ.setdefault("MLFLOW_TRACKING_URI", setup["tracking_uri"])  # where ``runs:/`` config values resolve
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     run_id = tracking.child_run(
         client,
@@ -206,7 +223,9 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
         params=config,
         tags={"autoinv.gpu_ids": gpu_ids, "autoinv.method": setup["method"]},
     )
-    cfg = build_config(method.Config, config, setup["method"])
+    fields = getattr(method, "ARTIFACT_FIELDS", {})
+    values = tracking.resolve_artifact_fields(fields, config, setup["cache_dir"], setup["tracking_uri"])
+    cfg = build_config(method.Config, values, setup["method"])
     method.fit(cfg, TuneRun(client, run_id, setup["cache_dir"]))
 
 
@@ -346,15 +365,15 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, ModuleType]:
     """Validate the command line and the search file; no side effects."""
     if not args.search:
         raise SearchError("name a search (python -m autoinv.search --list shows them)")
+    _check_options(args)
     search = load_search(args.search)
     overrides = parse_overrides(args.set)
     if args.seed:
         overrides.setdefault("seed", str(args.seed))
     config = base_config(search, args.quick, overrides, args.max_epochs)
     validate_space(search, config, seed=args.seed)
-    _preflight(search.METHOD, config)
-    if args.gpus < 0 or args.cpus_per_trial <= 0:
-        raise SearchError("--gpus must be >= 0 and --cpus-per-trial > 0")
+    tracking_uri = args.tracking_uri or tracking.default_tracking_uri()
+    _preflight(search.METHOD, config, tracking_uri)
     gpus_per_trial = args.gpus_per_trial if args.gpus_per_trial is not None else (1.0 if args.gpus else 0.0)
     if gpus_per_trial > 0 and args.gpus == 0:
         raise SearchError("--gpus-per-trial needs --gpus N (the total the search may use)")
@@ -367,17 +386,14 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, ModuleType]:
     )
     grid = getattr(search, "GRID", None)
     if grid and not args.num_samples:
-        num_samples = int(__import__("math").prod(len(v) for v in grid.values()))
-    if num_samples < 1:
-        raise SearchError("--num-samples must be >= 1")
+        num_samples = int(math.prod(len(v) for v in grid.values()))
     concurrent = (
-        int(args.gpus // gpus_per_trial)
+        _trials_per_gpus(args.gpus, gpus_per_trial)
         if gpus_per_trial
         else max(1, int((os.cpu_count() or 1) // args.cpus_per_trial))
     )
     if args.max_concurrent:
         concurrent = min(concurrent, args.max_concurrent)
-    tracking_uri = args.tracking_uri or tracking.default_tracking_uri()
     plan = Plan(
         search=search.NAME,
         method=search.METHOD,
@@ -404,17 +420,56 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, ModuleType]:
     return plan, search
 
 
-def _preflight(method_name: str, config: dict[str, Any]) -> None:
-    """Fail before anything starts when the dataset is missing or the model name is unknown."""
+def _trials_per_gpus(gpus: float, per_trial: float) -> int:
+    """Trials Ray can place at once: a fraction packs ⌊1/f⌋ per whole GPU (0.3 → 3, never 3.33), whole GPUs divide."""
+    if per_trial < 1:
+        whole = int(math.floor(gpus + 1e-9))
+        return whole * int(math.floor(1 / per_trial + 1e-9)) + int(math.floor((gpus - whole) / per_trial + 1e-9))
+    return int(math.floor(gpus / per_trial + 1e-9))
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Every numeric option in its range and every path option usable, before anything is read or written."""
+    at_least = {  # option: (value, smallest allowed, what the smallest means)
+        "--num-samples": (args.num_samples, 1, ""),
+        "--max-epochs": (args.max_epochs, 1, ""),
+        "--max-concurrent": (args.max_concurrent, 1, ""),
+        "--grace-period": (args.grace_period, 1, ""),
+        "--reduction-factor": (args.reduction_factor, 2, ""),
+        "--max-failures": (args.max_failures, -1, " (-1 retries forever)"),
+        "--gpus": (args.gpus, 0, ""),
+    }
+    for option, (value, low, note) in at_least.items():
+        if value is not None and value < low:
+            raise SearchError(f"{option} must be >= {low}{note}, got {value:g}")
+    for option, value in (("--gpus-per-trial", args.gpus_per_trial), ("--cpus-per-trial", args.cpus_per_trial)):
+        if value is not None and not value > 0:  # also NaN
+            raise SearchError(f"{option} must be > 0, got {value:g}; leave --gpus out for CPU-only trials")
+    if args.storage and "://" not in args.storage and os.path.exists(args.storage) and not os.path.isdir(args.storage):
+        raise SearchError(f"--storage {args.storage!r} is a file; give a folder (or an s3:// / gs:// URI)")
+    if args.resume and args.dry_run:
+        raise SearchError("--resume and --dry-run do not go together; --dry-run alone shows the plan")
+
+
+def _preflight(method_name: str, config: dict[str, Any], tracking_uri: str = "") -> None:
+    """Fail before anything starts when the dataset is missing, a model name is unknown or an artifact is bad.
+
+    ``runs:/`` references in the method's artifact fields are fetched into a temporary folder (removed after the
+    check), so the method's own ``preflight`` sees the local file a trial will see.
+    """
     from autoinv.data import load_dataset
     from autoinv.models import MODELS
 
     method = get_method(method_name)
-    cfg = build_config(method.Config, config, method_name)
     check = getattr(method, "preflight", None)
     if check is not None:  # methods with their own datasets, nets or layer names validate themselves
-        check(cfg)
+        with tempfile.TemporaryDirectory() as folder:
+            values = tracking.resolve_artifact_fields(
+                getattr(method, "ARTIFACT_FIELDS", {}), config, folder, tracking_uri
+            )
+            check(build_config(method.Config, values, method_name))
         return
+    cfg = build_config(method.Config, config, method_name)
     load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
     for field in ("model", "teacher_arch", "student_model"):
         name = getattr(cfg, field, None)

@@ -22,6 +22,7 @@ from mlflow.tracking import MlflowClient
 __all__ = [
     "TrackingError",
     "fetch_run_artifact",
+    "resolve_artifact_fields",
     "default_tracking_uri",
     "check_tracking_uri",
     "client_for",
@@ -92,6 +93,49 @@ def fetch_run_artifact(uri: str, default_file: str, dst_dir: str, tracking_uri: 
     except Exception as error:  # MlflowException, OSError, sqlalchemy errors: all the same user error
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
         raise TrackingError(f"cannot fetch {uri!r} from {tracking_uri}: {first}") from None
+
+
+def resolve_artifact_fields(
+    artifact_fields: dict[str, str], values: dict[str, Any], folder: str, tracking_uri: str = ""
+) -> dict[str, Any]:
+    """Replace each ``runs:/RUN_ID[/PATH]`` reference in a method's artifact fields by a local file under ``folder``.
+
+    A method declares ``ARTIFACT_FIELDS = {artifact name: config field}`` and only ever loads local paths; the
+    search, export and train layers call this first, so every method reuses a searched artifact the same way.
+    Downloads land in ``folder/artifacts/<run id>/<path>`` and are reused when already there (trials of one
+    search share them); each is written to a private folder first and moved into place, so concurrent trials
+    never read a half-written file.
+
+    Args:
+        artifact_fields: The method's ``ARTIFACT_FIELDS``; ``runs:/RUN_ID`` alone fetches ``<artifact name>.pt``.
+        values: Config values (not modified).
+        folder: Local folder for downloads (created when needed).
+        tracking_uri: Where the runs live; default ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``.
+
+    Returns:
+        A copy of ``values`` with every ``runs:/`` reference replaced by a local path.
+
+    Raises:
+        TrackingError: one line naming the config field, when a run or its artifact cannot be fetched.
+    """
+    resolved = dict(values)
+    for name, field in artifact_fields.items():
+        reference = values.get(field)
+        if not (isinstance(reference, str) and reference.startswith("runs:/")):
+            continue
+        run_id, _, path = reference[len("runs:/") :].partition("/")
+        path = path or f"{name}.pt"
+        target = os.path.join(folder, "artifacts", run_id, *path.split("/"))
+        if not os.path.isfile(target):
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=os.path.dirname(target)) as private:
+                try:
+                    local = fetch_run_artifact(f"runs:/{run_id}/{path}", path, private, tracking_uri)
+                except TrackingError as error:
+                    raise TrackingError(f"{field}: {error}") from None
+                os.replace(local, target)
+        resolved[field] = target
+    return resolved
 
 
 def client_for(uri: str) -> MlflowClient:

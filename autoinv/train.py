@@ -115,13 +115,16 @@ def train_from_document(
     method_name = document["method"]
     method = get_method(method_name)
     values = dict(document["config"])
-    for field in getattr(method, "ARTIFACT_FIELDS", {}).values():  # paths written by export are relative to the YAML
+    fields = getattr(method, "ARTIFACT_FIELDS", {})
+    for field in fields.values():  # paths written by export are relative to the YAML
         if values.get(field) and not os.path.isabs(str(values[field])) and "://" not in str(values[field]):
             values[field] = os.path.join(base_dir, str(values[field]))
     values.update(overrides)
     values["eval_test"] = True
     if epochs is not None:
         values["epochs"] = epochs
+    cache_dir = os.path.join(os.path.abspath("autoinv_results"), "cache")
+    values = tracking.resolve_artifact_fields(fields, values, cache_dir, tracking_uri)  # runs:/ → local files
     configs = [build_config(method.Config, {**values, "seed": seed}, method_name) for seed in seeds]
 
     client = tracking.client_for(tracking_uri)
@@ -141,7 +144,6 @@ def train_from_document(
         params={"seeds": " ".join(map(str, seeds))},
     )
     results = []
-    cache_dir = os.path.join(os.path.abspath("autoinv_results"), "cache")
     for cfg in configs:
         run_id = tracking.child_run(
             client,
@@ -184,7 +186,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         document = load_document(args.config)
         tracking.check_tracking_uri(uri)
-        os.environ.setdefault("MLFLOW_TRACKING_URI", uri)  # where ``runs:/`` config values resolve
         experiment = args.experiment or f"{document.get('search', document['method'])}-final"
         base_dir = os.path.dirname(os.path.abspath(args.config))
         results = train_from_document(

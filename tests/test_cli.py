@@ -92,6 +92,96 @@ def test_search_usage_errors(work, args, needles):
     assert_usage_error(result, *needles, cwd=work, before=[])
 
 
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--gpus", "1", "--gpus-per-trial", "-1"], ["--gpus-per-trial must be > 0"]),  # once hung for ever
+        (["--gpus", "1", "--gpus-per-trial", "0"], ["--gpus-per-trial must be > 0"]),
+        (["--cpus-per-trial", "0"], ["--cpus-per-trial must be > 0"]),
+        (["--cpus-per-trial", "nan"], ["--cpus-per-trial must be > 0"]),
+        (["--gpus", "-1"], ["--gpus must be >= 0"]),
+        (["--num-samples", "0", "--dry-run"], ["--num-samples must be >= 1"]),  # once passed --dry-run
+        (["--num-samples", "-3"], ["--num-samples must be >= 1"]),
+        (["--max-epochs", "0"], ["--max-epochs must be >= 1"]),
+        (["--max-concurrent", "0"], ["--max-concurrent must be >= 1"]),
+        (["--grace-period", "0"], ["--grace-period must be >= 1"]),
+        (["--reduction-factor", "1"], ["--reduction-factor must be >= 2"]),
+        (["--max-failures", "-2"], ["--max-failures must be >= -1", "forever"]),
+        (["--resume", "--dry-run"], ["do not go together"]),
+    ],
+)
+def test_search_numeric_options_out_of_range(work, args, needles):
+    result = run_cli("search", "erm", "--quick", *args, cwd=work)
+    assert_usage_error(result, *needles, cwd=work, before=[])
+
+
+def test_search_path_options_that_cannot_work(work, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a search\n")
+    for path in (str(notes), "./notes.txt"):  # by absolute path and by a relative one, from the notes' folder
+        assert_usage_error(run_cli("search", path, cwd=tmp_path), "is not a Python file", cwd=None)
+    (work / "results").write_text("a file where a folder should be")
+    assert_usage_error(
+        run_cli("search", "erm", "--quick", "--storage", "results", cwd=work),
+        "--storage 'results' is a file",
+        cwd=work,
+        before=["results"],
+    )
+
+
+def test_fractional_gpus_plan_what_ray_can_place():
+    from autoinv.search import _trials_per_gpus
+
+    assert _trials_per_gpus(8, 0.3) == 24  # not 26: Ray packs 3 trials of 0.3 on each GPU
+    assert _trials_per_gpus(8, 0.1) == 80 and _trials_per_gpus(8, 0.25) == 32 and _trials_per_gpus(8, 1) == 8
+    assert _trials_per_gpus(8, 2) == 4 and _trials_per_gpus(0.5, 0.25) == 2
+
+
+def test_a_search_file_by_path_pickles_by_reference_under_a_stable_name(tmp_path):
+    """Tune pickles the searcher (with ``space``) at every save and a resumed driver unpickles it."""
+    import pickle
+
+    from autoinv.search import load_search
+
+    mine = tmp_path / "mine.py"
+    mine.write_text(open(os.path.join(ROOT, "searches", "erm.py")).read())
+    module = load_search(str(mine))
+    assert pickle.loads(pickle.dumps(module.space)) is module.space
+    code = f"from autoinv.search import load_search; print(load_search({str(mine)!r}).__name__)"
+    names = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": python_path(), "PYTHONHASHSEED": seed},
+        ).stdout.strip()
+        for seed in ("1", "2")
+    }
+    assert names == {module.__name__}, "the module name must not depend on the process"
+
+
+def test_methods_import_without_mlflow_ray_or_optuna():
+    """The layering in DESIGN.md: methods never import MLflow, Ray or Optuna (a GPU box may lack them)."""
+    code = (
+        "import sys\n"
+        "for name in ('mlflow', 'ray', 'optuna'): sys.modules[name] = None\n"
+        "from autoinv.methods import METHODS\n"
+        "import importlib, pkgutil, autoinv.methods as m\n"
+        "for info in pkgutil.walk_packages(m.__path__, 'autoinv.methods.'): importlib.import_module(info.name)\n"
+        "print(len(METHODS))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": python_path()},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout) >= 14
+
+
 def test_search_files_that_do_not_import_or_lack_space(work, tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("METHOD = 'erm'\nthis is not python\n")

@@ -7,6 +7,7 @@ their own searches.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -58,6 +59,12 @@ def cli(module, *args, cwd, timeout=600, extra_env=None):
     )
 
 
+def by_path(args, folder):
+    """The same search run as a user's own file: a copy of ``searches/erm.py`` beside the run, passed by path."""
+    shutil.copyfile(os.path.join(ROOT, "searches", "erm.py"), os.path.join(folder, "erm.py"))
+    return ["./erm.py", *args[1:]]
+
+
 def all_artifacts(client, run_id, path=None):
     """Every artifact file under ``path`` of a run, recursively."""
     files = []
@@ -77,7 +84,7 @@ def children_of(client, name):
 def searched(tmp_path_factory):
     folder = tmp_path_factory.mktemp("search")
     started = time.perf_counter()
-    result = cli("search", *TINY_SEARCH, cwd=folder)
+    result = cli("search", *by_path(TINY_SEARCH, folder), cwd=folder)  # a search file by path, through Ray
     assert result.returncode == 0, result.stderr[-4000:]
     return folder, result, time.perf_counter() - started
 
@@ -183,7 +190,7 @@ def test_mlflow_server_rest_api_lists_the_runs(searched):
 def test_resume_after_killing_the_driver(tmp_path):
     # Long enough trials (30 steps an epoch) that an idle machine cannot finish all six before the kill.
     args = [*TINY_SEARCH, "--max-concurrent", "2", "--seed", "3", "--set", "steps_per_epoch=30"]
-    args = [a for a in args if a != "steps_per_epoch=6"]
+    args = by_path([a for a in args if a != "steps_per_epoch=6"], tmp_path)  # resume unpickles the file's space
     log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 (the killed driver writes here until the end)
     driver = subprocess.Popen(
         [sys.executable, "-m", "autoinv.search", *args],

@@ -323,22 +323,33 @@ def test_missing_or_incompatible_mixer_is_rejected(tmp_path, cache_dir):
     assert tm.load_mixer(str(tmp_path)).k == 2
 
 
-def test_mixer_from_an_mlflow_run(tmp_path, monkeypatch, cache_dir):
-    """``mixer_from=runs:/RUN_ID`` fetches that run's mixer.pt from $MLFLOW_TRACKING_URI; a bad run is one line."""
+def test_mixer_from_an_mlflow_run(tmp_path, cache_dir):
+    """``mixer_from=runs:/RUN_ID`` is resolved by the search/train layer (one mechanism for every method's
+    ``ARTIFACT_FIELDS``) into a local file; the method itself only loads local paths and never talks to MLflow."""
+    from autoinv.search import _preflight
+
     uri = tracking.default_tracking_uri(str(tmp_path))
     client = tracking.client_for(uri)
     experiment = tracking.get_or_create_experiment(client, "tm", str(tmp_path / "artifacts"))
     run_id = client.create_run(experiment).info.run_id
     payload = tm.mixer_payload(tm.Mixer(k=3, channels=8, size=(8, 8)))
     tracking.log_torch(client, run_id, payload, "mixer.pt")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    values = {**TINY, "mixer_from": f"runs:/{run_id}"}
+    resolved = tracking.resolve_artifact_fields(tm.ARTIFACT_FIELDS, values, str(tmp_path / "cache"), uri)
+    assert values["mixer_from"] == f"runs:/{run_id}", "the caller's values are left alone"
+    assert resolved["mixer_from"] == str(tmp_path / "cache" / "artifacts" / run_id / "mixer.pt")
+    again = tracking.resolve_artifact_fields(tm.ARTIFACT_FIELDS, values, str(tmp_path / "cache"), "sqlite:///nowhere")
+    assert again == resolved, "a file already fetched is reused without asking the server"
     run = loop.MemoryRun(cache_dir=cache_dir)
-    tm.fit(tm.Config(**{**TINY, "mixer_from": f"runs:/{run_id}"}), run)
+    tm.fit(tm.Config(**resolved), run)
     assert "mix/search" not in run.figures and run.artifacts["mixer"]["k"] == 3
     assert all(torch.equal(run.artifacts["mixer"]["state_dict"][n], t) for n, t in payload["state_dict"].items())
-    with pytest.raises(tm.MixerError, match="cannot fetch 'runs:/0123abcd'") as error:
-        tm.preflight(tm.Config(**{**TINY, "mixer_from": "runs:/0123abcd"}))
+    _preflight("transformmix", values, uri)  # the driver's check fetches into a folder it removes
+    with pytest.raises(tracking.TrackingError, match="mixer_from: cannot fetch 'runs:/0123abcd") as error:
+        _preflight("transformmix", {**TINY, "mixer_from": "runs:/0123abcd"}, uri)
     assert "\n" not in str(error.value)
+    with pytest.raises(tm.MixerError, match="MLflow reference"):
+        tm.preflight(tm.Config(**values))
 
 
 def test_search_rejects_a_missing_mixer_before_starting(tmp_path):

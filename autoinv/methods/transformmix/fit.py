@@ -9,7 +9,6 @@ the mixer's weights ride in every checkpoint, and a resumed trial skips the sear
 from __future__ import annotations
 
 import dataclasses
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoinv import loop, tracking
+from autoinv import loop
 from autoinv.config import BaseConfig, _check
 from autoinv.data import Dataset, load_dataset, to_float
 from autoinv.methods.transformmix.core import (
@@ -95,8 +94,8 @@ class Config(BaseConfig):
     mix_prob: float = 1.0
     """Probability that a task-network batch is mixed (otherwise it trains on the plain batch)."""
     mixer_from: str = ""
-    """A saved mixer to reuse: ``mixer.pt`` from export, its folder, or ``runs:/RUN_ID`` of a trial in MLflow;
-    skips the search stage; the mixer decides k and the architecture."""
+    """A saved mixer to reuse: ``mixer.pt`` from export or its folder (searches and ``autoinv.train`` also take
+    ``runs:/RUN_ID`` of a trial and hand fit the downloaded file); skips the search stage; the mixer decides k."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -227,19 +226,15 @@ def search_mixer(
 def _checked_inputs(cfg: Config, data: Dataset) -> Mixer | None:
     """Check what a trial would fail on (images, the teacher's CAM head) and load ``mixer_from``, or ``None``.
 
-    A file or folder is loaded as is; ``runs:/RUN_ID`` fetches that run's ``mixer.pt`` from
-    ``$MLFLOW_TRACKING_URI``, which searches and ``autoinv.train`` set to their tracking URI.
+    ``mixer_from`` is a local file or folder: the search, export and train layers resolve ``runs:/`` references
+    before a method sees its config (``tracking.resolve_artifact_fields``), so methods never talk to MLflow.
     """
     if data.kind != "image":
         raise ValueError(f"transformmix needs images; dataset {cfg.dataset!r} holds signals")
     check_cam_teacher(cfg.teacher_arch, data.num_classes, data.shape)
-    if not cfg.mixer_from.startswith("runs:/"):
-        return load_mixer(cfg.mixer_from) if cfg.mixer_from else None
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            return load_mixer(tracking.fetch_run_artifact(cfg.mixer_from, "mixer.pt", folder))
-        except tracking.TrackingError as error:
-            raise MixerError(f"mixer_from: {error}") from None
+    if cfg.mixer_from.startswith("runs:/"):
+        raise MixerError(f"mixer_from={cfg.mixer_from!r} is an MLflow reference; run through autoinv.search/train")
+    return load_mixer(cfg.mixer_from) if cfg.mixer_from else None
 
 
 def _task_loss(cfg: Config, mixer: Mixer, batches: CamBatches) -> Any:

@@ -666,8 +666,19 @@ def _finish(plan: Plan, client: Any, setup: dict[str, Any], experiment_dir: str,
             file=sys.stderr,
         )
         return {"interrupted": True}
+    children.sort(key=lambda run: run.info.start_time)
+    names = tracking.trial_run_names(
+        [{k: _param_value(v) for k, v in c.data.params.items()} for c in children], plan.config
+    )
+    for child, name in zip(children, names):  # Ray's trial ids (trial_b21f34f7) say nothing to a reader
+        client.set_tag(child.info.run_id, "mlflow.runName", name)
     best = tracking.best_child(client, setup["experiment_id"], setup["parent_id"], plan.metric, plan.mode)
-    summary: dict[str, Any] = {"run_name": run_name, "parent_run_id": setup["parent_id"], "trials": len(children)}
+    summary: dict[str, Any] = {
+        "run_name": run_name,
+        "parent_run_id": setup["parent_id"],
+        "experiment_id": setup["experiment_id"],
+        "trials": len(children),
+    }
     figure = tracking.curves_figure(client, children, plan.metric, best.info.run_id if best else "")
     tracking.log_figure(client, setup["parent_id"], figure, f"{plan.metric.replace('/', '_')}_curves.png")
     if best is not None:
@@ -724,8 +735,10 @@ def _print_summary(plan: Plan, summary: dict[str, Any], children: list) -> None:
         lines.append("best config (searched values): " + ", ".join(f"{k}={v}" for k, v in searched.items()))
     else:
         lines.append("no trial finished every epoch, so there is no best config")
+    url = tracking.runs_view_url(plan.tracking_uri, summary["experiment_id"])
+    server = plan.tracking_uri.startswith(("http://", "https://"))
     lines += [
-        f"look:   mlflow ui --backend-store-uri {plan.tracking_uri}",
+        f"look:   {url}" if server else f"look:   mlflow ui --backend-store-uri {plan.tracking_uri}, then open {url}",
         f"export: python -m autoinv.export {plan.experiment} -o best.yaml"
         + ("" if plan.tracking_uri == tracking.default_tracking_uri() else f" --tracking-uri {plan.tracking_uri}"),
         "train:  python -m autoinv.train best.yaml --seeds 0 1 2",

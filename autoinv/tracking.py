@@ -9,6 +9,7 @@ plain file store, and a relative URI would land in every trial's directory.
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import os
 import subprocess
 import tempfile
@@ -27,6 +28,8 @@ __all__ = [
     "check_tracking_uri",
     "client_for",
     "get_or_create_experiment",
+    "runs_view_url",
+    "trial_run_names",
     "create_parent_run",
     "child_run",
     "find_child",
@@ -45,6 +48,7 @@ __all__ = [
 TRIAL_TAG = "autoinv.trial_id"
 ROLE_TAG = "autoinv.role"
 OUTCOME_TAG = "autoinv.outcome"  # completed | stopped_early | failed
+KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"  # the UI opens on the runs table
 
 
 class TrackingError(ValueError):
@@ -144,20 +148,32 @@ def client_for(uri: str) -> MlflowClient:
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str = "") -> str:
-    """The id of experiment ``name``, created with an absolute artifact location when missing (race-safe)."""
+    """The id of experiment ``name``, created with an absolute artifact location when missing (race-safe).
+
+    Every experiment is tagged as a training experiment (``KIND_TAG``): without it MLflow 3's UI opens on its
+    GenAI overview (traces, token usage) instead of the runs table.
+    """
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.tags.get(KIND_TAG) != TRAINING_KIND:
+            client.set_experiment_tag(experiment.experiment_id, KIND_TAG, TRAINING_KIND)
         return experiment.experiment_id
     location = None
     if artifact_root and "://" not in artifact_root:
         location = "file://" + os.path.join(os.path.abspath(artifact_root), name)
     try:
-        return client.create_experiment(name, artifact_location=location)
+        return client.create_experiment(name, artifact_location=location, tags={KIND_TAG: TRAINING_KIND})
     except Exception:  # another process created it between our look-up and create: use theirs
         experiment = client.get_experiment_by_name(name)
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def runs_view_url(tracking_uri: str, experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
+    """The UI page of an experiment's runs table: on the server itself, or on a local ``mlflow ui`` at ``ui``."""
+    base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else ui
+    return f"{base}/#/experiments/{experiment_id}/runs"
 
 
 def create_parent_run(
@@ -253,6 +269,44 @@ def best_child(client: MlflowClient, experiment_id: str, parent_id: str, metric:
     )
     runs = [run for run in runs if metric in run.data.metrics]
     return runs[0] if runs else None
+
+
+def trial_run_names(configs: list[dict[str, Any]], base: dict[str, Any], most: int = 3) -> list[str]:
+    """Readable child-run names: ``#3 lr=0.031 augment=randaugment mix_k=3``, the trial's number and its values.
+
+    Each name shows the ``most`` searched values in which that trial differs most from the others: every searched
+    key is put on a [0, 1] scale over the trials (logarithmic for positive numbers spanning more than 10x,
+    0/1 for "not the most common choice" otherwise) and the keys farthest from the median come first.
+
+    Args:
+        configs: Each trial's full config, in trial order (the number is the position, from 1).
+        base: The search's base config; keys whose value equals it in every trial are not searched.
+        most: How many values a name shows.
+    """
+    keys = sorted({k for c in configs for k, v in c.items() if k not in base or base[k] != v})
+    scales: dict[str, list[float]] = {}
+    for key in keys:
+        values = [c.get(key) for c in configs]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        if numeric and len(set(values)) > 1:
+            low, high = min(values), max(values)
+            if low > 0 and high / low > 10:
+                values, low, high = [math.log(v) for v in values], math.log(low), math.log(high)
+            scales[key] = [(v - low) / (high - low) for v in values]
+        else:
+            common = max(set(map(repr, values)), key=list(map(repr, values)).count)
+            scales[key] = [0.0 if repr(v) == common else 1.0 for v in values]
+    medians = {key: sorted(column)[len(column) // 2] for key, column in scales.items()}
+    names = []
+    for i, config in enumerate(configs):
+        distance = {key: abs(scales[key][i] - medians[key]) for key in keys}
+        shown = sorted(keys, key=lambda k: (-distance[k], k))[:most]
+        names.append(" ".join([f"#{i + 1}", *(f"{k}={_short(config.get(k))}" for k in shown)]))
+    return names
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def curves_figure(client: MlflowClient, runs: list[MlflowRun], metric: str, best_id: str = "") -> Any:

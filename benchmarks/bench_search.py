@@ -1,7 +1,9 @@
-"""Wall time of ``--quick`` searches and the time from the command to the first trial running.
+"""Wall time and best metric of ``--quick`` searches, and the time from the command to the first trial running.
 
 Runs each named search as a user would (a fresh ``python -m autoinv.search NAME --quick`` in an empty folder),
-then reads MLflow: the first child run's start is when the first trial began training.
+then reads MLflow: the first child run's start is when the first trial began training, the parent holds the
+best trial's metric; the teacher's last validation accuracy (for searches with a teacher) comes from its
+progress lines.
 
 Example:
     python benchmarks/bench_search.py transformmix orbit erm
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -37,7 +40,13 @@ def measure(name: str, extra: list[str]) -> dict[str, float]:
         runs = client.search_runs([experiment.experiment_id], "tags.`autoinv.role` = 'trial'")
         first = min(run.info.start_time for run in runs) / 1000.0
         outcomes = [run.data.tags.get(tracking.OUTCOME_TAG, "?") for run in runs]
+        (parent,) = client.search_runs([experiment.experiment_id], "tags.`autoinv.role` = 'search'")
+        best = [v for k, v in parent.data.metrics.items() if k.startswith("best/")]
+        teacher = re.findall(r"^teacher .*val/acc ([0-9.]+)$", result.stderr, flags=re.M)
         return {
+            "best": best[0] if best else float("nan"),
+            "metric": parent.data.tags.get("autoinv.metric", "?"),
+            "teacher": float(teacher[-1]) if teacher else float("nan"),
             "wall_s": wall,
             "first_trial_s": first - started,
             "trials": len(runs),
@@ -51,13 +60,17 @@ def main() -> None:
     parser.add_argument("searches", nargs="+")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more arguments for every search")
     args = parser.parse_args()
-    print(f"| search | trials (stopped early) | wall time | command → first trial | cores: {os.cpu_count()} |")
-    print("|---|---|---|---|---|")
+    print(
+        f"| search | trials (stopped early) | wall time | best metric | teacher val/acc | command → first trial "
+        f"| cores: {os.cpu_count()} |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name in args.searches:
         m = measure(name, args.extra)
+        teacher = "–" if m["teacher"] != m["teacher"] else f"{m['teacher']:.3f}"
         print(
             f"| `{name} --quick` | {m['trials']} ({m['stopped_early']}) | {m['wall_s'] / 60:.1f} min "
-            f"| {m['first_trial_s']:.0f} s | |",
+            f"| {m['metric']} {m['best']:.3f} | {teacher} | {m['first_trial_s']:.0f} s | |",
             flush=True,
         )
 

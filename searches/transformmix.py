@@ -19,14 +19,16 @@ BASE = {
     "mix_optimizer": "sgd",
     "mix_weight_decay": 0.01,
 }
-# Offline on a 2-core CPU in under 5 minutes: 1024 shapes images (16 batches of 64), a small CNN as teacher (trained
-# once on the driver) and as task net, 3 task epochs per trial; the mixer with AdamW (the Config default).
+# Offline on a 2-core CPU in about 5 minutes, and learning visibly: all 4,500 shapes training images (a 1,024-image
+# subset left the teacher at 0.28 and the best trial at 0.25, near chance), a small CNN as teacher (trained once on
+# the driver, 6 epochs) and as task net, 4 task epochs per trial with no base augmentation (at 4 epochs flip-crop
+# only slows learning; the mixes are the augmentation), the mixer with AdamW (the Config default).
 QUICK = {
     "dataset": "shapes",
     "model": "small_cnn",
-    "epochs": 3,
-    "train_subset": 1024,
+    "epochs": 4,
     "batch_size": 64,
+    "augment": "none",
     "teacher_arch": "small_cnn",
     "teacher_epochs": 6,
     "teacher_lr": 0.05,

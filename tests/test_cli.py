@@ -251,3 +251,30 @@ def test_dry_run_prints_the_plan_and_writes_nothing(work):
 def test_list(work):
     result = run_cli("search", "--list", cwd=work)
     assert result.returncode == 0 and "erm" in result.stdout and "mixup" in result.stdout
+
+
+def test_trial_run_names_show_the_values_that_set_a_trial_apart():
+    base = {"dataset": "digits", "epochs": 3}
+    configs = [
+        {**base, "lr": 0.01, "augment": "none", "weight_decay": 1e-4},
+        {**base, "lr": 0.2, "augment": "none", "weight_decay": 1e-4},
+        {**base, "lr": 0.05, "augment": "augmix", "weight_decay": 1e-3},
+    ]
+    names = tracking.trial_run_names(configs, base, most=2)
+    assert names[0] == "#1 lr=0.01 augment=none" and names[1] == "#2 lr=0.2 augment=none"
+    assert names[2].startswith("#3 augment=augmix weight_decay=0.001"), names  # its unusual choices come first
+    assert tracking.trial_run_names([{**base, "lr": 0.1}], base) == ["#1 lr=0.1"]
+
+
+def test_runs_view_url_points_at_the_server_or_a_local_ui():
+    assert tracking.runs_view_url("http://head:5000/", "7") == "http://head:5000/#/experiments/7/runs"
+    assert tracking.runs_view_url("sqlite:////x/mlflow.db", "1") == "http://127.0.0.1:5000/#/experiments/1/runs"
+
+
+def test_every_experiment_is_tagged_for_the_training_runs_view(tmp_path):
+    client = tracking.client_for(tracking.default_tracking_uri(str(tmp_path)))
+    created = tracking.get_or_create_experiment(client, "fresh")
+    legacy = client.create_experiment("legacy")  # made before the tag existed: tagged when a search reuses it
+    assert tracking.get_or_create_experiment(client, "legacy") == legacy
+    for experiment_id in (created, legacy):
+        assert client.get_experiment(experiment_id).tags[tracking.KIND_TAG] == "custom_model_development"

@@ -309,7 +309,11 @@ def train_classifier(
     metrics: dict[str, float] = {}
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
-        started, loss_sum, seen, logs_sum = time.perf_counter(), 0.0, 0, {}
+        # Sums stay on the device and are read once per epoch: a read inside the step would stall the host
+        # on every batch (a GPU runs ahead of Python only while nothing asks it for a number).
+        started, seen, logs_sum = time.perf_counter(), 0, {}
+        loss_sum = torch.zeros((), device=device)
+        finite = torch.ones((), dtype=torch.bool, device=device)
         for step, idx in enumerate(
             batch_indices(len(data.x_train), cfg.batch_size, generator, device, cfg.steps_per_epoch)
         ):
@@ -324,20 +328,22 @@ def train_classifier(
                 run.figure("augmented_samples", batch_figure(x, y, title), epoch)
             with autocast(device, cfg.amp):
                 loss, logs = loss_fn(model, x, y, aug_generator)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"training loss became {loss.item()} at epoch {epoch}; lower lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
-            loss_sum, seen = loss_sum + loss.item() * len(idx), seen + len(idx)
+            finite = finite & torch.isfinite(loss.detach())
+            loss_sum, seen = loss_sum + loss.detach().float() * len(idx), seen + len(idx)
             for key, value in logs.items():
+                value = value.detach().float() if isinstance(value, torch.Tensor) else value
                 logs_sum[key] = logs_sum.get(key, 0.0) + value * len(idx)
+        if not bool(finite):  # one check per epoch; the trial still fails with the same clear error
+            raise FloatingPointError(f"training loss became non-finite in epoch {epoch}; lower lr")
 
         val = evaluate(model, data.x_val, data.y_val, cfg.eval_batch_size, cfg.amp)
         metrics = {
-            "train/loss": loss_sum / max(seen, 1),
-            **{key: value / max(seen, 1) for key, value in logs_sum.items()},
+            "train/loss": float(loss_sum) / max(seen, 1),
+            **{key: float(value) / max(seen, 1) for key, value in logs_sum.items()},
             "val/acc": val["acc"],
             "val/loss": val["loss"],
             "train/lr": scheduler.get_last_lr()[0],

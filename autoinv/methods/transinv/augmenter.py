@@ -102,20 +102,34 @@ def compose(x: Tensor, outs: Tensor, g: Tensor, b: Tensor) -> Tensor:
 class StrengthMLP(nn.Module):
     """φ_i: noise z (B, M) → strengths (B, n) inside the primitive's intervals (sigmoid onto each (low, high)).
 
-    The last layer starts at zero weight with the bias at the neutral strengths, so a fresh primitive is (close to)
-    the identity for every z.
+    By default the last layer starts at zero weight with the bias at the neutral strengths, so a fresh primitive is
+    (close to) the identity for every z; ``init_strength`` > 0 starts it spread away from the identity instead.
     """
 
-    def __init__(self, name: str, z_dim: int, width: int, range_scale: float = 1.0) -> None:
+    def __init__(self, name: str, z_dim: int, width: int, range_scale: float = 1.0, init_strength: float = 0.0) -> None:
         super().__init__()
         ranges = torch.tensor(scaled_ranges(name, range_scale))
         self.register_buffer("low", ranges[:, 0])
         self.register_buffer("span", ranges[:, 1] - ranges[:, 0])
         self.net = nn.Sequential(nn.Linear(z_dim, width), nn.LeakyReLU(0.2), nn.Linear(width, width), nn.LeakyReLU(0.2))
         self.head = nn.Linear(width, len(ranges))
+        start = torch.tensor(init_position(name, range_scale))
         nn.init.zeros_(self.head.weight)
+        if init_strength > 0:
+            # Start away from the identity: one-sided strengths (neutral at a bound) move init_strength of the way
+            # in; every strength spreads over z, by a logit spread fitted on a probe batch of noise.
+            one_sided = (start <= 0.05) | (start >= 0.95)
+            start = torch.where(one_sided, (start - 0.5).sign() * (0.5 - init_strength) + 0.5, start).clamp(0.05, 0.95)
+            with torch.no_grad():
+                nn.init.zeros_(self.head.bias)
+                self.head.weight.normal_()
+                hidden = self.net(torch.randn(512, z_dim, generator=torch.Generator().manual_seed(0)))
+                self.head.weight.mul_((2.0 * init_strength / self.head(hidden).std(0).clamp_min(1e-6))[:, None])
+                offset = self.head(hidden).mean(0)  # centre the spread on the start position
+        else:
+            offset = torch.zeros(len(ranges))
         with torch.no_grad():
-            self.head.bias.copy_(torch.logit(torch.tensor(init_position(name, range_scale))))
+            self.head.bias.copy_(torch.logit(start) - offset)
 
     def forward(self, z: Tensor) -> Tensor:
         """Strengths (B, n) for noise z (B, M)."""
@@ -131,10 +145,18 @@ class Augmenter(nn.Module):
         width: hidden width of every strength MLP.
         range_scale: factor on every strength interval around its neutral value (``scaled_ranges``).
         q_init: initial probability of applying the augmentation.
+        init_strength: 0 starts every primitive at the identity; in (0, 1) starts the strengths spread away from it
+            (``StrengthMLP``).
     """
 
     def __init__(
-        self, primitives: tuple[str, ...], z_dim: int = 128, width: int = 128, range_scale: float = 1.0, q_init=0.5
+        self,
+        primitives: tuple[str, ...],
+        z_dim: int = 128,
+        width: int = 128,
+        range_scale: float = 1.0,
+        q_init: float = 0.5,
+        init_strength: float = 0.0,
     ) -> None:
         super().__init__()
         if not primitives:
@@ -142,7 +164,7 @@ class Augmenter(nn.Module):
         self.names = tuple(primitives)
         self.fns = [get_primitive(name).apply for name in self.names]
         self.z_dim = z_dim
-        self.heads = nn.ModuleList(StrengthMLP(name, z_dim, width, range_scale) for name in self.names)
+        self.heads = nn.ModuleList(StrengthMLP(name, z_dim, width, range_scale, init_strength) for name in self.names)
         self.p_logits = nn.Parameter(torch.zeros(len(self.names)))
         self.q_logit = nn.Parameter(torch.tensor(math.log(q_init / (1 - q_init))))
 

@@ -59,6 +59,10 @@ class Config(TeacherFields):
     """Adam learning rate of the augmenters (φ, p, q, r)."""
     aug_q_init: float = 0.5
     """Initial apply probability q."""
+    aug_init_strength: float = 0.0
+    """0 starts every primitive at the identity for every z; in (0, 1) starts the strengths spread away from it."""
+    aug_learn_strengths: bool = True
+    """Learn the strength MLPs φ; False learns only p, q and r over fixed strengths (the paper's §4.1 toy)."""
     aug_teacher_weight: float = 1.0
     """Weight of the teacher-consistency term L₂ in the augmenter's objective (the paper's: 1)."""
     tau_p: float = 1.0
@@ -88,6 +92,7 @@ class Config(TeacherFields):
         _check(self, "aug_range_scale", 0 < self.aug_range_scale <= 1, "must be in (0, 1]")
         _check(self, "aug_lr", self.aug_lr > 0, "must be > 0")
         _check(self, "aug_q_init", 0 < self.aug_q_init < 1, "must be in (0, 1)")
+        _check(self, "aug_init_strength", 0 <= self.aug_init_strength < 1, "must be in [0, 1)")
         _check(self, "aug_teacher_weight", self.aug_teacher_weight >= 0, "must be >= 0")
         for field in ("tau_p", "tau_q", "tau_r"):
             _check(self, field, getattr(self, field) > 0, "must be > 0")
@@ -179,11 +184,22 @@ class MinMax:
         else:
             with loop.seeded(cfg.seed + 20):
                 augs = [
-                    Augmenter(cfg.aug_primitives, cfg.aug_z_dim, cfg.aug_width, cfg.aug_range_scale, cfg.aug_q_init)
+                    Augmenter(
+                        cfg.aug_primitives,
+                        cfg.aug_z_dim,
+                        cfg.aug_width,
+                        cfg.aug_range_scale,
+                        cfg.aug_q_init,
+                        cfg.aug_init_strength,
+                    )
                     for _ in cfg.teachers
                 ]
             self.augmenters, self.learn = AugmenterSet(augs).to(device), True
-        self.optimizer = torch.optim.Adam(self.augmenters.parameters(), lr=cfg.aug_lr) if self.learn else None
+        learned = [
+            p for name, p in self.augmenters.named_parameters() if cfg.aug_learn_strengths or ".heads." not in name
+        ]
+        self.params = learned
+        self.optimizer = torch.optim.Adam(learned, lr=cfg.aug_lr) if self.learn else None
         self.generator = torch.Generator(device=device).manual_seed(cfg.seed + 21)
         self.batch_generator = torch.Generator().manual_seed(cfg.seed + 22)
         self.target_steps, self.aug_steps = 0, 0
@@ -225,7 +241,7 @@ class MinMax:
             consistency = consistency + (h[:, k] * per_sample).mean()
         objective = target_ce - cfg.aug_teacher_weight * consistency
         self.optimizer.zero_grad(set_to_none=True)
-        (-objective).backward(inputs=list(self.augmenters.parameters()))  # ascent; target and teachers keep no grads
+        (-objective).backward(inputs=self.params)  # ascent; target and teachers keep no grads
         self.optimizer.step()
         self.target.train(was_training)
         self.aug_steps += 1

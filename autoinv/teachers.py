@@ -103,6 +103,7 @@ def load_or_train(
                 torch.save({"spec": dataclasses.asdict(spec), "model": trained.state_dict()}, tmp)
                 os.replace(tmp, path)  # atomic: a reader never sees half a file
     _load_into(model, path, spec)
+    model.zero_grad(set_to_none=True)  # a teacher trained in this process would keep its last gradients
     model.eval().requires_grad_(False)
     return model
 

@@ -221,16 +221,40 @@ class MinMax:
         logits = model(loop.standardize(x_aug))
         return F.cross_entropy(logits, y), {"train/acc": (logits.argmax(1) == y).float().mean().item()}
 
-    def augmenter_step(self) -> dict[str, float]:
-        """One ascent step of (φ, p, q, r) on CE(y, F(A(x))) − w · L₂(T(x), T(A(x))) on a fresh batch."""
-        cfg, data = self.cfg, self.data
-        idx = torch.randint(len(data.x_train), (cfg.batch_size,), generator=self.batch_generator).to(
-            data.x_train.device
-        )
-        x, y = data.x_train[idx], data.y_train[idx]
-        x = to_float(augment.augment_batch(x, cfg.augment, generator=self.generator))
+    def augmenter_step(self, x: torch.Tensor | None = None, y: torch.Tensor | None = None) -> dict[str, float]:
+        """One ascent step of (φ, p, q, r) on CE(y, F(A(x))) − w · L₂(T(x), T(A(x))).
+
+        Args:
+            x: float images (B, C, H, W) in [0, 1]; by default a fresh base-augmented training batch.
+            y: their labels (B,).
+
+        Returns:
+            The step's ``target_ce``, ``teacher_l2`` and ``objective`` (before the update).
+        """
+        if x is None:
+            x, y = self._fresh_batch()
         was_training = self.target.training
         self.target.eval()  # the augmenter's step must not move the target's BN statistics
+        objective, logs = self.objective(x, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        (-objective).backward(inputs=self.params)  # ascent; the target and the teachers get no gradients
+        self.optimizer.step()
+        self.target.train(was_training)
+        self.aug_steps += 1
+        for key, value in logs.items():
+            self._sums[key] = self._sums.get(key, 0.0) + value
+        return logs
+
+    def objective(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The augmenters' objective (Eq. 5 / 6) on a batch, differentiable in (φ, p, q, r).
+
+        Args:
+            x: float images (B, C, H, W) in [0, 1].
+            y: labels (B,).
+
+        Returns:
+            The scalar objective and its parts as floats.
+        """
         x_aug, outs, h = self._augment(x)
         target_ce = F.cross_entropy(self.target(loop.standardize(x_aug)), y)
         consistency = x.new_zeros(())
@@ -238,17 +262,17 @@ class MinMax:
             with torch.no_grad():
                 clean = torch.softmax(teacher(loop.standardize(x)).float(), 1)
             per_sample = -(clean * F.log_softmax(teacher(loop.standardize(outs[k])).float(), 1)).sum(1)
-            consistency = consistency + (h[:, k] * per_sample).mean()
-        objective = target_ce - cfg.aug_teacher_weight * consistency
-        self.optimizer.zero_grad(set_to_none=True)
-        (-objective).backward(inputs=self.params)  # ascent; target and teachers keep no grads
-        self.optimizer.step()
-        self.target.train(was_training)
-        self.aug_steps += 1
+            consistency = consistency + (h[:, k] * per_sample).mean()  # each sample counts for its own augmenter
+        objective = target_ce - self.cfg.aug_teacher_weight * consistency
         logs = {"target_ce": target_ce.item(), "teacher_l2": consistency.item(), "objective": objective.item()}
-        for key, value in logs.items():
-            self._sums[key] = self._sums.get(key, 0.0) + value
-        return logs
+        return objective, logs
+
+    def _fresh_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, data = self.cfg, self.data
+        idx = torch.randint(len(data.x_train), (cfg.batch_size,), generator=self.batch_generator)
+        idx = idx.to(data.x_train.device)
+        x = augment.augment_batch(data.x_train[idx], cfg.augment, generator=self.generator)
+        return to_float(x), data.y_train[idx]
 
     def _augment(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor]:
         cfg = self.cfg

@@ -268,8 +268,11 @@ def _render_shapes(labels: torch.Tensor, gen: torch.Generator, size: int = 32) -
     return (image.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
-def _shapes(root: Path, download: bool, seed: int, n_train: int = 5000, n_test: int = 1000) -> _Arrays:
-    """Procedural RGB 32x32 shapes: 10 balanced classes of objects at random position/scale/colour over clutter."""
+def _shapes(root: Path, download: bool, seed: int, n_train: int = 5000, n_test: int = 1000, half: int = 0) -> _Arrays:
+    """Procedural RGB 32x32 shapes: 10 balanced classes of objects at random position/scale/colour over clutter.
+
+    ``half=1`` keeps classes 0-4 and ``half=2`` classes 5-9 (relabelled 0-4): two disjoint source/target tasks.
+    """
 
     def generate() -> dict[str, np.ndarray]:
         gen = torch.Generator().manual_seed(seed)
@@ -282,7 +285,14 @@ def _shapes(root: Path, download: bool, seed: int, n_train: int = 5000, n_test: 
     # Rendering takes seconds; every trial process of a search would pay it again, so keep the result on disk.
     a = _cached_npz(root / f"shapes-v1-{seed}-{n_train}-{n_test}.npz", generate)
     x, labels = torch.from_numpy(a["x"]), torch.from_numpy(a["y"]).long()
-    return _Arrays(x[:n_train], labels[:n_train], x[n_train:], labels[n_train:])
+    out = _Arrays(x[:n_train], labels[:n_train], x[n_train:], labels[n_train:])
+    if half not in (0, 1, 2):
+        raise DatasetError(f"shapes option half={half} must be 0 (all classes), 1 (classes 0-4) or 2 (classes 5-9)")
+    if half:
+        low = 5 * (half - 1)
+        train, test = (out.y_train // 5 == half - 1), (out.y_test // 5 == half - 1)
+        out = _Arrays(out.x_train[train], out.y_train[train] - low, out.x_test[test], out.y_test[test] - low)
+    return out
 
 
 # Two project-drawn 12x12 sprites, both asymmetric under flips and rotations. "." is transparent.

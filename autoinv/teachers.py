@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from filelock import FileLock
 from torch import nn
 
-from autoinv import loop
+from autoinv import corruptions, loop
 from autoinv.config import BaseConfig
+from autoinv.data import to_float
 from autoinv.models import create_model
 
 __all__ = ["TeacherSpec", "TeacherError", "teacher_key", "load_or_train"]
@@ -58,11 +59,16 @@ class TeacherSpec:
     """Start from the architecture's downloadable weights (``tv:`` models), then fine-tune for ``epochs``."""
     checkpoint: str = ""
     """Path of a state dict to load instead of training (the other fields must still describe the model)."""
+    corruption: str = ""
+    """Train with this ``autoinv.corruptions`` corruption at uniformly drawn severities 1-5 (a robust teacher)."""
 
 
 def teacher_key(spec: TeacherSpec) -> str:
     """A short stable hash of the spec: the cache entry's name."""
-    blob = json.dumps(dataclasses.asdict(spec), sort_keys=True)
+    fields = dataclasses.asdict(spec)
+    if not fields["corruption"]:  # fields added later stay out of the key at their defaults: old caches stay valid
+        del fields["corruption"]
+    blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -80,6 +86,10 @@ def load_or_train(
         progress: Print one line per training epoch (to stderr).
     """
     device = torch.device(device)
+    if spec.corruption and spec.corruption not in corruptions.CORRUPTIONS:
+        raise TeacherError(
+            f"unknown teacher corruption {spec.corruption!r}; known: {', '.join(corruptions.CORRUPTIONS)}"
+        )
     data = loop.load_data(_as_config(spec), device)
     with loop.seeded(spec.seed):  # initial weights from the spec alone: the cached teacher is one and the same
         model = create_model(spec.arch, data.num_classes, data.shape, pretrained=spec.pretrained).to(device)
@@ -93,6 +103,7 @@ def load_or_train(
                 torch.save({"spec": dataclasses.asdict(spec), "model": trained.state_dict()}, tmp)
                 os.replace(tmp, path)  # atomic: a reader never sees half a file
     _load_into(model, path, spec)
+    model.zero_grad(set_to_none=True)  # a teacher trained in this process would keep its last gradients
     model.eval().requires_grad_(False)
     return model
 
@@ -130,6 +141,8 @@ class _ProgressRun(loop.MemoryRun):
 
 def _train(spec: TeacherSpec, data: Any, model: nn.Module, progress: bool) -> nn.Module:
     def loss_fn(model, x, y, generator):
+        if spec.corruption:
+            x = loop.standardize(corruptions.random_corrupt(to_float(x), spec.corruption, generator))
         return F.cross_entropy(model(loop.prepare(x)), y), {}
 
     run = _ProgressRun(spec, progress)

@@ -14,6 +14,8 @@ METHOD_SETTINGS: dict[str, dict] = {
     "saliencymix": {"dataset": "digits", "model": "small_cnn", "teacher_epochs": 1},
     "transformmix": {"dataset": "digits", "model": "small_cnn", "teacher_epochs": 1, "mix_epochs": 1},
     "orbit": {"teacher_epochs": 1, "orbit_steps": 3, "orbit_batch_size": 16},
+    "transinv": {"teacher_epochs": 1, "teacher_train_subset": 64, "n_inner": 1, "aug_z_dim": 8, "aug_width": 16},
+    "ft": {"teacher_epochs": 1, "teacher_train_subset": 64, "ft_fixedaug": "gaussian_noise"},
     **{
         name: {"teacher_epochs": 1}
         for name in ("student_ce", "student_aug", "kd", "hidden_match", "rdl", "cka", "attention")

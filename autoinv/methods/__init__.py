@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from autoinv.methods import cutmix, erm, manifold_mixup, mixup, orbit, saliencymix, transformmix
+from autoinv.methods import cutmix, erm, manifold_mixup, mixup, orbit, saliencymix, transformmix, transinv
 from autoinv.methods.orbit import attention, cka, hidden_match, kd, rdl, student_aug, student_ce
+from autoinv.methods.transinv import ft
 
 __all__ = ["METHODS", "get_method", "list_methods"]
 
@@ -24,6 +25,8 @@ METHODS: dict[str, ModuleType] = {
     "rdl": rdl,
     "cka": cka,
     "attention": attention,
+    "transinv": transinv,
+    "ft": ft,
 }
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from autoinv.methods import cutmix, erm, manifold_mixup, mixup, orbit, saliencymix, transformmix
+from autoinv.methods import cutmix, erm, flowinv, manifold_mixup, mixup, orbit, saliencymix, transformmix
+from autoinv.methods.flowinv import augerino, instaaug
 from autoinv.methods.orbit import attention, cka, hidden_match, kd, rdl, student_aug, student_ce
 
 __all__ = ["METHODS", "get_method", "list_methods"]
@@ -24,6 +25,9 @@ METHODS: dict[str, ModuleType] = {
     "rdl": rdl,
     "cka": cka,
     "attention": attention,
+    "flowinv": flowinv,
+    "augerino": augerino,
+    "instaaug": instaaug,
 }
 
 

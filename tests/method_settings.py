@@ -14,7 +14,7 @@ METHOD_SETTINGS: dict[str, dict] = {
     "saliencymix": {"dataset": "digits", "model": "small_cnn", "teacher_epochs": 1},
     "transformmix": {"dataset": "digits", "model": "small_cnn", "teacher_epochs": 1, "mix_epochs": 1},
     "orbit": {"teacher_epochs": 1, "orbit_steps": 3, "orbit_batch_size": 16},
-    **{name: {"tta_samples": 2, "tta_pool": 8} for name in ("flowinv", "augerino", "instaaug")},
+    **{name: {"dataset": "digits", "tta_samples": 2, "tta_pool": 8} for name in ("flowinv", "augerino", "instaaug")},
     **{
         name: {"teacher_epochs": 1}
         for name in ("student_ce", "student_aug", "kd", "hidden_match", "rdl", "cka", "attention")

@@ -163,6 +163,10 @@ class PoseNet(nn.Module):
             nn.Flatten(),
         )
         self.head = nn.Linear(8 * c, dim)
+        for module in self.body:
+            if isinstance(module, nn.Conv2d):  # He init keeps the features' scale through the 4 unnormalised convs
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.body(x))

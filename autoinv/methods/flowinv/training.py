@@ -340,7 +340,7 @@ def _epoch_metrics(
     cfg: AugConfig, model: nn.Module, augmenter: nn.Module, data: Dataset, controller: Controller, epoch: int
 ) -> dict[str, float]:
     augmenter.eval()
-    summary = range_summary(augmenter, data.x_val[:512], data.y_val[:512], seed=cfg.seed)
+    summary = range_summary(augmenter, data.x_val[:256], data.y_val[:256], samples=32, seed=cfg.seed)
     metrics = {
         "aug/entropy": controller.entropy,
         "aug/entropy_val": summary["entropy"].mean().item(),
@@ -369,11 +369,11 @@ def _pictures(cfg: AugConfig, run: loop.Run, augmenter: nn.Module, data: Dataset
         probe = marioiggy_sprites()[0].to(device) if base == "marioiggy" else x[0]
         rot, modes = options.get("rot", 90.0), int(options.get("modes", 1))
         angles = torch.linspace(-rot, rot, 19, device=device)
-        band = rotation_band(augmenter, probe, angles, seed=cfg.seed)
+        band = rotation_band(augmenter, probe, angles, samples=100, seed=cfg.seed)
         ideal = rot if base == "marioiggy" and modes == 1 else None
         run.figure("aug/rotation_band", figures.band_figure(angles.cpu(), band.cpu(), ideal), epoch)
-        summary = range_summary(augmenter, data.x_val[:512], data.y_val[:512], seed=cfg.seed)
-        per_class = [summary["half_range"][data.y_val[:512] == k].median().item() for k in range(data.num_classes)]
+        summary = range_summary(augmenter, data.x_val[:256], data.y_val[:256], samples=32, seed=cfg.seed)
+        per_class = [summary["half_range"][data.y_val[:256] == k].median().item() for k in range(data.num_classes)]
         run.figure("aug/class_range", figures.class_range_figure(per_class), epoch)
     if history:
         run.figure("aug/control", figures.control_figure(history), epoch)

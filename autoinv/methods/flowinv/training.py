@@ -248,6 +248,8 @@ def train_augmented(
         extra["augmenter"] = {k: v.detach().clone() for k, v in augmenter.state_dict().items()}
         extra["controller"] = controller.state()
         extra["aug_history"] = list(progress["history"])
+        if epoch == cfg.epochs - 1:  # before the loop's last report, which is when a Ray trial ships its artifacts
+            run.artifact("augmenter", augmenter_payload(augmenter))
         return metrics
 
     aug_params = [] if frozen else list(augmenter.parameters())
@@ -255,9 +257,7 @@ def train_augmented(
     params = [{"params": list(model.parameters())}]
     if aug_params:
         params.append({"params": aug_params, "lr": cfg.aug_lr or cfg.lr})
-    metrics = loop.train_classifier(cfg, run, data, model, loss_fn, extra_state=extra, on_epoch=on_epoch, params=params)
-    run.artifact("augmenter", augmenter_payload(augmenter))
-    return metrics
+    return loop.train_classifier(cfg, run, data, model, loss_fn, extra_state=extra, on_epoch=on_epoch, params=params)
 
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -40,7 +40,16 @@ from mnist1d.data import make_dataset as make_mnist1d
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
-__all__ = ["DATASETS", "Dataset", "DatasetError", "list_datasets", "load_dataset", "normalize", "to_float"]
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "DatasetError",
+    "list_datasets",
+    "load_dataset",
+    "marioiggy_sprites",
+    "normalize",
+    "to_float",
+]
 
 TEST_FRACTION = 0.2
 """Share of the data held out as test set when a dataset has no official test split (digits, npz, folder)."""
@@ -345,22 +354,31 @@ def _sprite(rows: tuple[str, ...], size: int = 32, zoom: int = 2) -> torch.Tenso
     return F.pad(art, (pad, size - art.shape[2] - pad, pad, size - art.shape[1] - pad))
 
 
+def marioiggy_sprites() -> torch.Tensor:
+    """The two upright sprites of ``marioiggy``, mario then iggy: float (2, 3, 32, 32) in [0, 1]."""
+    return torch.stack([_sprite(_MARIO), _sprite(_IGGY)])
+
+
 def _marioiggy(
-    root: Path, download: bool, seed: int, rot: float = 90.0, n_train: int = 5000, n_test: int = 1000
+    root: Path, download: bool, seed: int, rot: float = 90.0, n_train: int = 5000, n_test: int = 1000, modes: int = 1
 ) -> _Arrays:
     """Two sprites, upright or upside down (4 classes), rotated uniformly within ``±rot`` degrees.
 
     Labels: 0 mario upright, 1 mario upside down, 2 iggy upright, 3 iggy upside down. An upside-down sample is
     rotated by 180° plus the same ``U(-rot, rot)``, so ``rot <= 90`` keeps the classes disjoint; at 90 the right
-    invariance is exactly ±90°.
+    invariance is exactly ±90°. With ``modes=M`` > 1 (FlowInv's multi-modal set, paper Fig. 4 bottom) an upright
+    sample is centred at one of 0°, 360°/M, ... and an upside-down one halfway between (``rot <= 90 / M``).
     """
-    if not 0 <= rot <= 90:
-        raise DatasetError(f"marioiggy rot must be in [0, 90] degrees so the classes do not overlap; got {rot}")
+    if not 0 <= rot <= 90 / max(modes, 1) or modes < 1:
+        raise DatasetError(f"marioiggy needs modes >= 1 and rot in [0, 90/modes] degrees (disjoint classes); got {rot}")
     gen = torch.Generator().manual_seed(seed)
     n = n_train + n_test
     labels = (torch.arange(n) % 4)[torch.randperm(n, generator=gen)]
-    sprites = torch.stack([_sprite(_MARIO), _sprite(_IGGY)])  # (2, 3, 32, 32)
-    angle = torch.deg2rad(_uniform(gen, -rot, rot, n) + 180.0 * (labels % 2))
+    sprites = marioiggy_sprites()  # (2, 3, 32, 32)
+    angle = _uniform(gen, -rot, rot, n) + 180.0 / modes * (labels % 2)
+    if modes > 1:
+        angle = angle + 360.0 / modes * torch.randint(modes, (n,), generator=gen)
+    angle = torch.deg2rad(angle)
     cos, sin, zero = angle.cos(), angle.sin(), torch.zeros(n)
     theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)  # (n, 2, 3)
     images = sprites[labels // 2]

@@ -16,6 +16,7 @@ METHOD_SETTINGS: dict[str, dict] = {
     "orbit": {"teacher_epochs": 1, "orbit_steps": 3, "orbit_batch_size": 16},
     "transinv": {"teacher_epochs": 1, "teacher_train_subset": 64, "n_inner": 1, "aug_z_dim": 8, "aug_width": 16},
     "ft": {"teacher_epochs": 1, "teacher_train_subset": 64, "ft_fixedaug": "gaussian_noise"},
+    **{name: {"dataset": "digits", "tta_samples": 2, "tta_pool": 8} for name in ("flowinv", "augerino", "instaaug")},
     **{
         name: {"teacher_epochs": 1}
         for name in ("student_ce", "student_aug", "kd", "hidden_match", "rdl", "cka", "attention")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from autoinv.methods import cutmix, erm, manifold_mixup, mixup, orbit, saliencymix, transformmix, transinv
+from autoinv.methods import cutmix, erm, flowinv, manifold_mixup, mixup, orbit, saliencymix, transformmix, transinv
+from autoinv.methods.flowinv import augerino, instaaug
 from autoinv.methods.orbit import attention, cka, hidden_match, kd, rdl, student_aug, student_ce
 from autoinv.methods.transinv import ft
 
@@ -27,6 +28,9 @@ METHODS: dict[str, ModuleType] = {
     "attention": attention,
     "transinv": transinv,
     "ft": ft,
+    "flowinv": flowinv,
+    "augerino": augerino,
+    "instaaug": instaaug,
 }
 
 

@@ -1,0 +1,395 @@
+"""Joint training of a classifier and a learned augmenter, shared by FlowInv, Augerino and InstaAug.
+
+Per batch: ``loss = CE(f(x)) [aug_include_orig] + mean over aug_copies of CE(f(warp(x, T))) + λ · penalty``, with
+T sampled from the augmenter (differentiably), and λ from the method's controller (FlowInv: a PID on the entropy;
+InstaAug: a window scheduler; Augerino: fixed). During ``aug_warmup_epochs`` the classifier trains on the original
+images alone. The epoch loop is ``loop.train_classifier``, so reports, resumption and plain ``val/acc`` are the
+shared ones; this module adds ``val/acc_tta``, the ``aug/*`` metrics and the pictures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autoinv import loop
+from autoinv.config import BaseConfig, _check
+from autoinv.data import Dataset, load_dataset, marioiggy_sprites, to_float
+from autoinv.methods.flowinv import figures
+from autoinv.methods.flowinv.core import (
+    AUG_SLOTS,
+    AugmenterError,
+    PIDState,
+    apply_params,
+    augmenter_payload,
+    load_augmenter,
+    mean_shift_align,
+    pid_step,
+    rotation_degrees,
+    tta_logits,
+)
+from autoinv.models import create_model
+
+__all__ = [
+    "AugConfig",
+    "Controller",
+    "PIDController",
+    "FixedWeight",
+    "check_inputs",
+    "preflight",
+    "train_augmented",
+    "rotation_band",
+    "range_summary",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class AugConfig(BaseConfig):
+    """Fields of every learned-augmenter method; the defaults are the paper's Mario-Iggy setting, scaled down."""
+
+    dataset: str = "marioiggy"
+    """Dataset name; ``marioiggy`` (±90°), ``marioiggy:rot=30,modes=3`` (3 modes), or any image set."""
+    augment: str = "none"
+    """Base augmentation before the learned one (none: the learned augmenter is the only augmentation)."""
+    optimizer: str = "adam"
+    """One optimiser over classifier and augmenter, as the reference (which uses AdamW)."""
+    lr: float = 1e-3
+    """Peak learning rate (reference mario_90: 1e-3)."""
+    weight_decay: float = 0.0
+    """L2 weight decay (reference: 0)."""
+    aug_type: str = "rotate_translate"
+    """Transformations learned: rotate, translate, rotate_translate, full (6-D affine) or crop (translate, scale,
+    stretch)."""
+    aug_trans_scale: float = 0.1
+    """Translation per unit of w, in normalised units (1 = half the image)."""
+    aug_copies: int = 1
+    """Augmented copies per image in the training loss."""
+    aug_include_orig: bool = True
+    """Also take the cross-entropy on the original image."""
+    aug_warmup_epochs: int = 1
+    """Epochs of plain training before augmenting (and before the entropy controller starts)."""
+    aug_lr: float = 0.0
+    """Learning rate of the augmenter (0 = ``lr``)."""
+    tta_samples: int = 10
+    """Augmented views per image in test-time averaging (``val/acc_tta``, ``test/acc_tta``); 0 = off."""
+    tta_pool: int = 300
+    """Samples drawn per image to keep the tta_samples most plausible from (when tta_samples ≤ 30)."""
+    augmenter_from: str = ""
+    """A saved augmenter (``augmenter.pt`` from export, or its folder) to reuse frozen: only the classifier trains."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(self, "aug_type", self.aug_type in AUG_SLOTS, f"must be one of {', '.join(AUG_SLOTS)}")
+        _check(self, "aug_copies", self.aug_copies >= 1, "must be >= 1")
+        _check(self, "aug_trans_scale", self.aug_trans_scale > 0, "must be > 0")
+        _check(self, "aug_warmup_epochs", self.aug_warmup_epochs >= 0, "must be >= 0")
+        _check(self, "aug_lr", self.aug_lr >= 0, "must be >= 0")
+        _check(self, "tta_samples", self.tta_samples >= 0, "must be >= 0")
+        _check(self, "tta_pool", self.tta_pool >= max(self.tta_samples, 1), "must be >= tta_samples")
+
+
+class Controller(Protocol):
+    """What sets λ: stepped with every training step's entropy, told when an epoch ends, resumable."""
+
+    lam: float
+    entropy: float
+
+    def step(self, entropy: float) -> None: ...
+
+    def end_epoch(self) -> None: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def load(self, state: dict[str, Any]) -> None: ...
+
+
+class PIDController:
+    """FlowInv's controller: :func:`~autoinv.methods.flowinv.core.pid_step` once per training step."""
+
+    def __init__(self, target: float, gains: tuple[float, float, float], bounds: tuple[float, float], ema: float):
+        self.target, self.gains, self.bounds, self.ema = target, gains, bounds, ema
+        self.pid = PIDState(lam=bounds[0])
+
+    @property
+    def lam(self) -> float:
+        return self.pid.lam
+
+    @property
+    def entropy(self) -> float:
+        return float("nan") if self.pid.entropy is None else self.pid.entropy
+
+    def step(self, entropy: float) -> None:
+        self.pid = pid_step(self.pid, entropy, self.target, self.gains, self.bounds, self.ema)
+
+    def end_epoch(self) -> None:
+        pass
+
+    def state(self) -> dict[str, Any]:
+        return self.pid.as_dict()
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.pid = PIDState(**state)
+
+
+class FixedWeight:
+    """A constant λ (Augerino's regulariser weight); tracks the last entropy for reporting."""
+
+    def __init__(self, lam: float) -> None:
+        self.lam, self.entropy = lam, float("nan")
+
+    def step(self, entropy: float) -> None:
+        self.entropy = entropy
+
+    def end_epoch(self) -> None:
+        pass
+
+    def state(self) -> dict[str, Any]:
+        return {"lam": self.lam}
+
+    def load(self, state: dict[str, Any]) -> None:
+        self.lam = state["lam"]
+
+
+def check_inputs(cfg: AugConfig, data: Dataset) -> nn.Module | None:
+    """Fail on what a trial would fail on: signals instead of images; load ``augmenter_from`` (or ``None``)."""
+    if data.kind != "image":
+        raise ValueError(f"learned image augmenters need images; dataset {cfg.dataset!r} holds signals")
+    if not cfg.augmenter_from:
+        return None
+    augmenter = load_augmenter(cfg.augmenter_from)
+    if augmenter.aug_type != cfg.aug_type:
+        raise AugmenterError(
+            f"augmenter_from={cfg.augmenter_from!r} learned aug_type={augmenter.aug_type!r}, "
+            f"but the config says aug_type={cfg.aug_type!r}"
+        )
+    channels = augmenter.arch.get("in_channels", data.shape[0])
+    if channels != data.shape[0]:
+        raise AugmenterError(
+            f"augmenter_from={cfg.augmenter_from!r} takes {channels}-channel images; "
+            f"{cfg.dataset!r} has {data.shape[0]}"
+        )
+    return augmenter
+
+
+def preflight(cfg: AugConfig) -> None:
+    """Fail on the driver before any trial starts: the data, the classifier's name, ``augmenter_from``."""
+    data = load_dataset(cfg.dataset, data_dir=cfg.data_dir, val_fraction=cfg.val_fraction)
+    check_inputs(cfg, data)
+    create_model(cfg.model, data.num_classes, data.shape)  # an unknown name raises ModelError in one line
+
+
+def train_augmented(
+    cfg: AugConfig,
+    run: loop.Run,
+    data: Dataset,
+    augmenter: nn.Module,
+    controller: Controller,
+    *,
+    frozen: bool = False,
+) -> dict[str, float]:
+    """Train the classifier and (unless ``frozen``) the augmenter together; report per epoch; resumable.
+
+    Args:
+        cfg: Config (shared fields drive the loop; ``aug_*`` and ``tta_*`` the augmentation).
+        run: Where metrics, state, pictures and the ``augmenter`` artifact go.
+        data: Image dataset on the device.
+        augmenter: A FlowInv, Augerino or InstaAug augmenter on the device.
+        controller: Sets λ.
+        frozen: Keep the augmenter fixed (a reused ``augmenter_from``): no penalty, no controller.
+
+    Returns:
+        The last epoch's metrics (``val/acc``, ``val/acc_tta``, ``aug/*``; ``test/*`` with ``eval_test``).
+    """
+    device = data.x_train.device
+    with loop.seeded(cfg.seed):
+        model = create_model(cfg.model, data.num_classes, data.shape).to(device)
+    progress = {"epoch": 0, "history": []}
+    state = run.resume()
+    if state is not None:
+        augmenter.load_state_dict(state["augmenter"])
+        controller.load(state["controller"])
+        progress = {"epoch": state["epoch"] + 1, "history": list(state["aug_history"])}
+    extra: dict[str, Any] = {}
+
+    def loss_fn(model, x, y, generator):
+        xf = to_float(x)
+        if progress["epoch"] < cfg.aug_warmup_epochs:
+            logits = model(loop.standardize(xf))
+            return F.cross_entropy(logits, y), {"train/acc": (logits.argmax(1) == y).float().mean().item()}
+        n = cfg.aug_copies
+        with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
+            w, log_q = augmenter.sample(xf, n, generator)
+            views = apply_params(xf.repeat(n, 1, 1, 1), w, augmenter.aug_type, augmenter.trans_scale)
+        inputs = torch.cat([xf, views]) if cfg.aug_include_orig else views
+        logits = model(loop.standardize(inputs)).float()
+        orig, aug = (logits[: len(x)], logits[len(x) :]) if cfg.aug_include_orig else (None, logits)
+        ce_aug = F.cross_entropy(aug, y.repeat(n))
+        loss = ce_aug + (F.cross_entropy(orig, y) if orig is not None else 0.0)
+        entropy = -log_q.mean().item()
+        logs = {"train/ce_aug": ce_aug.item(), "train/acc": (aug.argmax(1) == y.repeat(n)).float().mean().item()}
+        if not frozen:
+            loss = loss + controller.lam * augmenter.penalty(log_q)
+            logs["train/lambda"] = controller.lam
+            controller.step(entropy)
+            progress["history"].append((float(progress["epoch"]), entropy, controller.lam, controller.entropy))
+        return loss, logs
+
+    def on_epoch(epoch: int) -> dict[str, float]:
+        controller.end_epoch()
+        metrics = _epoch_metrics(cfg, model, augmenter, data, controller, epoch)
+        if epoch == cfg.epochs - 1 or epoch == 0:
+            _pictures(cfg, run, augmenter, data, progress["history"], epoch)
+        progress["epoch"] = epoch + 1
+        extra["augmenter"] = {k: v.detach().clone() for k, v in augmenter.state_dict().items()}
+        extra["controller"] = controller.state()
+        extra["aug_history"] = list(progress["history"])
+        if epoch == cfg.epochs - 1:  # before the loop's last report, which is when a Ray trial ships its artifacts
+            run.artifact("augmenter", augmenter_payload(augmenter))
+        return metrics
+
+    aug_params = [] if frozen else list(augmenter.parameters())
+    augmenter.requires_grad_(not frozen)
+    params = [{"params": list(model.parameters())}]
+    if aug_params:
+        params.append({"params": aug_params, "lr": cfg.aug_lr or cfg.lr})
+    return loop.train_classifier(cfg, run, data, model, loss_fn, extra_state=extra, on_epoch=on_epoch, params=params)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Metrics and pictures
+
+
+@torch.no_grad()
+def _tta_accuracy(cfg: AugConfig, model: nn.Module, augmenter: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator(device=x.device).manual_seed(cfg.seed + 5)
+    correct, chunk = 0, max(1, cfg.eval_batch_size // (cfg.tta_samples + 1))
+    for start in range(0, len(x), chunk):
+        xb = to_float(x[start : start + chunk])
+        with loop.autocast(x.device, cfg.amp):
+            logits = tta_logits(model, augmenter, xb, cfg.tta_samples, cfg.tta_pool, generator)
+        correct += (logits.argmax(1) == y[start : start + chunk]).sum().item()
+    model.train(was_training)
+    return correct / max(len(x), 1)
+
+
+@torch.no_grad()
+def range_summary(
+    augmenter: nn.Module, x: torch.Tensor, y: torch.Tensor, samples: int = 64, seed: int = 0
+) -> dict[str, torch.Tensor]:
+    """Per image: the 1st–99th percentile half-range of the sampled rotation (degrees) and its mean.
+
+    Args:
+        augmenter: any learned augmenter.
+        x: uint8 or [0, 1] images (N, C, H, W).
+        y: labels (N,).
+        samples: samples per image.
+        seed: seed of the draws.
+
+    Returns:
+        ``half_range`` (N,), ``mean`` (N,) and ``entropy`` (N,) (−log q averaged over the samples).
+    """
+    xf = to_float(x) if x.dtype == torch.uint8 else x
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    halves, means, entropies = [], [], []
+    for xb in xf.split(256):
+        w, log_q = augmenter.sample(xb, samples, generator)
+        angle = rotation_degrees(w, augmenter.aug_type).view(samples, len(xb))
+        low, high = torch.quantile(angle, torch.tensor([0.01, 0.99], device=x.device), dim=0)
+        halves.append((high - low) / 2)
+        means.append(angle.mean(0))
+        entropies.append(-log_q.view(samples, len(xb)).mean(0))
+    return {"half_range": torch.cat(halves), "mean": torch.cat(means), "entropy": torch.cat(entropies)}
+
+
+@torch.no_grad()
+def rotation_band(
+    augmenter: nn.Module, probe: torch.Tensor, angles: torch.Tensor, samples: int = 200, seed: int = 0
+) -> torch.Tensor:
+    """Rotate one image to each input angle and take percentiles of the sampled rotation (paper Fig. 4).
+
+    Args:
+        augmenter: any learned augmenter.
+        probe: an image (C, H, W) in [0, 1], upright.
+        angles: input rotations (A,) in degrees.
+        samples: samples per input.
+        seed: seed of the draws.
+
+    Returns:
+        (A, 3): the 1st, 50th and 99th percentile of the sampled rotation (degrees), and in column 3 the mean: (A, 4).
+    """
+    from autoinv import augment
+
+    lie = probe.new_zeros(len(angles), 6)
+    lie[:, 2] = torch.deg2rad(angles.to(probe))
+    inputs = augment.warp(probe.expand(len(angles), *probe.shape), augment.affine_from_lie(lie))
+    generator = torch.Generator(device=probe.device).manual_seed(seed)
+    w, _ = augmenter.sample(inputs, samples, generator)
+    sampled = rotation_degrees(w, augmenter.aug_type).view(samples, len(angles))
+    q = torch.quantile(sampled, torch.tensor([0.01, 0.5, 0.99], device=probe.device), dim=0).T  # (A, 3)
+    return torch.cat([q, sampled.mean(0)[:, None]], 1)
+
+
+def _epoch_metrics(
+    cfg: AugConfig, model: nn.Module, augmenter: nn.Module, data: Dataset, controller: Controller, epoch: int
+) -> dict[str, float]:
+    augmenter.eval()
+    summary = range_summary(augmenter, data.x_val[:256], data.y_val[:256], samples=32, seed=cfg.seed)
+    metrics = {
+        "aug/entropy": controller.entropy,
+        "aug/entropy_val": summary["entropy"].mean().item(),
+        "aug/lambda": controller.lam,
+        "aug/half_range_deg": summary["half_range"].median().item(),
+    }
+    if cfg.tta_samples:
+        metrics["val/acc_tta"] = _tta_accuracy(cfg, model, augmenter, data.x_val, data.y_val)
+        if cfg.eval_test and epoch == cfg.epochs - 1:
+            metrics["test/acc_tta"] = _tta_accuracy(cfg, model, augmenter, data.x_test, data.y_test)
+    augmenter.train()
+    return {k: (v if math.isfinite(v) else 0.0) for k, v in metrics.items()}
+
+
+@torch.no_grad()
+def _pictures(cfg: AugConfig, run: loop.Run, augmenter: nn.Module, data: Dataset, history: list, epoch: int) -> None:
+    augmenter.eval()
+    device = data.x_val.device
+    generator = torch.Generator(device=device).manual_seed(cfg.seed + 6)
+    x = to_float(data.x_val[:6])
+    w, _ = augmenter.sample(x, 5, generator)
+    views = apply_params(x.repeat(5, 1, 1, 1), w, augmenter.aug_type, augmenter.trans_scale)
+    run.figure("aug/samples", figures.samples_figure(x, views.view(5, *x.shape)), epoch)
+    if 2 in AUG_SLOTS[augmenter.aug_type]:
+        base, options = _marioiggy_options(cfg.dataset)
+        probe = marioiggy_sprites()[0].to(device) if base == "marioiggy" else x[0]
+        rot, modes = options.get("rot", 90.0), int(options.get("modes", 1))
+        angles = torch.linspace(-rot, rot, 19, device=device)
+        band = rotation_band(augmenter, probe, angles, samples=100, seed=cfg.seed)
+        ideal = rot if base == "marioiggy" and modes == 1 else None
+        run.figure("aug/rotation_band", figures.band_figure(angles.cpu(), band.cpu(), ideal), epoch)
+        summary = range_summary(augmenter, data.x_val[:256], data.y_val[:256], samples=32, seed=cfg.seed)
+        per_class = [summary["half_range"][data.y_val[:256] == k].median().item() for k in range(data.num_classes)]
+        run.figure("aug/class_range", figures.class_range_figure(per_class), epoch)
+    if history:
+        run.figure("aug/control", figures.control_figure(history), epoch)
+    if epoch == cfg.epochs - 1 and hasattr(augmenter, "embed"):
+        aligned, _ = mean_shift_align(augmenter, x, steps=10, step_size=0.2, samples=32, generator=generator)
+        run.figure("aug/alignment", figures.alignment_figure(x, aligned), epoch)
+    augmenter.train()
+
+
+def _marioiggy_options(name: str) -> tuple[str, dict[str, float]]:
+    base, _, text = name.partition(":")
+    options = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        try:
+            options[key] = float(value)
+        except ValueError:
+            pass
+    return base, options

@@ -117,7 +117,12 @@ def test_marioiggy_rotation_range(data_dir):
 
 @pytest.mark.parametrize(
     ("name", "match"),
-    [("marioiggy:rot=120", "rot must be in"), ("marioiggy:angle=3", "no option 'angle'"), ("shapes:n_train=x", "bad")],
+    [
+        ("marioiggy:rot=120", r"rot in \[0, 90/modes\] degrees.*got 120"),
+        ("marioiggy:rot=40,modes=3", "got 40"),
+        ("marioiggy:angle=3", "no option 'angle'"),
+        ("shapes:n_train=x", "bad"),
+    ],
 )
 def test_bad_dataset_options(name, match):
     with pytest.raises(DatasetError, match=match):

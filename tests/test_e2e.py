@@ -331,13 +331,21 @@ def test_compare_trials_notebook_runs_headless(searched):
     [
         ("transformmix", {"figures/mix/grid", "figures/mix/search", "figures/augmented_samples"}),
         ("orbit", {"figures/orbit/elements", "figures/transfer/acc_vs_transform", "figures/augmented_samples"}),
+        (
+            "flowinv",
+            {"figures/aug/samples", "figures/aug/rotation_band", "figures/aug/control", "figures/aug/alignment"},
+        ),
+        ("transinv", {"figures/aug/primitives", "figures/aug/p", "figures/aug/history"}),
     ],
 )
 def test_method_quick_search_lands_trials_with_pictures(tmp_path, method, pictures):
     """`python -m autoinv.search METHOD --quick` (two trials, to fit CI) through Ray, Optuna, ASHA and MLflow."""
     # TransformMix's QUICK trains on all 4,500 shapes images so a newcomer sees it learn; CI checks the plumbing on
     # a quarter of them.
-    smaller = ["--max-epochs", "3", "--set", "train_subset=1024"] if method == "transformmix" else []
+    smaller = {
+        "transformmix": ["--max-epochs", "3", "--set", "train_subset=1024"],
+        "flowinv": ["--max-epochs", "3", "--set", "train_subset=768"],
+    }.get(method, [])
     result = cli("search", method, "--quick", "--num-samples", "2", *smaller, cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]
     client = tracking.client_for(tracking.default_tracking_uri(str(tmp_path)))
@@ -351,9 +359,13 @@ def test_method_quick_search_lands_trials_with_pictures(tmp_path, method, pictur
         folders = {os.path.dirname(f) for f in files if f.endswith(".png")}
         assert "figures/augmented_samples" in folders, files
         if child.info.run_id == best.info.run_id:
-            assert pictures <= folders, (pictures - folders, files)
+            # a picture per teacher (TransInv with several) carries the teacher's suffix: aug/p_0_noise, ...
+            missing = {p for p in pictures if not any(f == p or f.startswith(p + "_") for f in folders)}
+            assert not missing, (missing, files)
     if method == "transformmix":
         _export_and_train_reuse_the_searched_mixer(tmp_path, client, best)
+    if method == "flowinv":
+        _export_and_train_reuse_the_searched_augmenter(tmp_path, client, best)
 
 
 def _export_and_train_reuse_the_searched_mixer(folder, client, best):
@@ -377,3 +389,25 @@ def _export_and_train_reuse_the_searched_mixer(folder, client, best):
         client.download_artifacts(run.info.run_id, "mixer.pt", str(folder / "final")), weights_only=True
     )
     assert all(torch.equal(reused["state_dict"][n], t) for n, t in searched_mixer["state_dict"].items())
+
+
+def _export_and_train_reuse_the_searched_augmenter(folder, client, best):
+    """FlowInv's export ships the best trial's flow as ``augmenter_from``; final training keeps it frozen and reports
+    test-time-augmented accuracy with it."""
+    import torch
+
+    exported = cli("export", "flowinv", "-o", "best.yaml", cwd=folder)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    document = yaml.safe_load((folder / "best.yaml").read_text())
+    augmenter_file = document["config"]["augmenter_from"]
+    assert os.path.isfile(os.path.join(folder, augmenter_file)) or os.path.isfile(augmenter_file), augmenter_file
+    searched = torch.load(client.download_artifacts(best.info.run_id, "augmenter.pt", str(folder)), weights_only=True)
+    trained = cli("train", "best.yaml", "--epochs", "2", cwd=folder, extra_env={"OMP_NUM_THREADS": "1"})
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    final = client.get_experiment_by_name("flowinv-final")
+    (run,) = client.search_runs([final.experiment_id], filter_string="tags.`autoinv.role` = 'trial'")
+    assert {"test/acc", "test/acc_tta"} <= set(run.data.metrics), sorted(run.data.metrics)
+    reused = torch.load(
+        client.download_artifacts(run.info.run_id, "augmenter.pt", str(folder / "final")), weights_only=True
+    )
+    assert all(torch.equal(reused["state"][n], t) for n, t in searched["state"].items())

@@ -21,28 +21,13 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timing import median_seconds
 
 from autoinv import loop
 from autoinv.methods import cutmix, erm, mixup, saliencymix, transformmix
 from autoinv.methods.cutmix import cutmix_batch, cutmix_box
 from autoinv.methods.mixup import mixup_batch, sample_pairing
 from autoinv.models import create_model
-
-
-def _timed(fn, device: torch.device, repeats: int) -> float:
-    """Median wall time of ``fn()`` in seconds, after two warm-up calls."""
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def overhead(device: torch.device, batch: int, repeats: int) -> None:
@@ -78,14 +63,14 @@ def overhead(device: torch.device, batch: int, repeats: int) -> None:
         perm, lam = sample_pairing(batch, 1.0, gen, rng, device)
         return cutmix_batch(x, y, cutmix_box(32, 32, lam, (rng.random(), rng.random())), perm)[0]
 
-    step_s = _timed(step, device, repeats)
+    step_s = median_seconds(step, device, repeats)
     print(
         f"device {device}, batch {batch} of 32x32, median of {repeats}; ResNet-18 training step {step_s * 1e3:.1f} ms\n"
     )
     print("| method | mixing time per batch (ms) | fraction of a ResNet-18 step |")
     print("|---|---|---|")
     for name, fn in (("TransformMix", transformmix_mix), ("Mixup", mixup_mix), ("CutMix", cutmix_mix)):
-        mix_s = _timed(fn, device, repeats)
+        mix_s = median_seconds(fn, device, repeats)
         print(f"| {name} | {mix_s * 1e3:.2f} | {mix_s / step_s:.1%} |")
 
 

@@ -17,31 +17,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from timing import median_seconds
 
 from autoinv import loop
 from autoinv.data import Dataset
 from autoinv.methods import ft, transinv
 from autoinv.models import create_model
-
-
-def _timed(fn, device: torch.device, repeats: int) -> float:
-    """Median wall time of ``fn()`` in seconds, after two warm-up calls."""
-    for _ in range(2):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def step_time(device: torch.device, model_name: str, batch: int, repeats: int, n_inner: int) -> None:
@@ -75,8 +59,8 @@ def step_time(device: torch.device, model_name: str, batch: int, repeats: int, n
             loss.backward()
             optimizer.step()
 
-    t_erm = _timed(erm, device, repeats)
-    t_ours = _timed(ours, device, repeats) / n_inner
+    t_erm = median_seconds(erm, device, repeats)
+    t_ours = median_seconds(ours, device, repeats) / n_inner
     print(f"device {device.type}, {model_name}, batch {batch}, n_inner {n_inner}, K = {len(cfg.aug_primitives)}")
     print(f"ERM step {1e3 * t_erm:.1f} ms, TransInv amortised step {1e3 * t_ours:.1f} ms, ratio {t_ours / t_erm:.2f}")
 

@@ -42,6 +42,7 @@ __all__ = [
     "FixedWeight",
     "check_inputs",
     "preflight",
+    "augmented_loss",
     "train_augmented",
     "rotation_band",
     "range_summary",
@@ -183,6 +184,46 @@ def preflight(cfg: AugConfig) -> None:
     create_model(cfg.model, data.num_classes, data.shape)  # an unknown name raises ModelError in one line
 
 
+def augmented_loss(
+    cfg: AugConfig,
+    model: nn.Module,
+    augmenter: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    generator: torch.Generator | None,
+    lam: float,
+    *,
+    frozen: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One joint training loss after the warm-up: CE on ``aug_copies`` sampled views (+ the original) + λ·penalty.
+
+    Args:
+        cfg: Config (``aug_copies``, ``aug_include_orig``).
+        model: The classifier.
+        augmenter: A FlowInv, Augerino or InstaAug augmenter.
+        x: Float images in [0, 1], (B, C, H, W).
+        y: Labels, (B,).
+        generator: Draws the augmenter's samples.
+        lam: Weight of ``augmenter.penalty``; ignored when ``frozen``.
+        frozen: Sample without gradients to the augmenter and add no penalty.
+
+    Returns:
+        The loss (scalar), the CE over the views (scalar), the views' logits (n·B, classes) and log q (n·B,).
+    """
+    n = cfg.aug_copies
+    with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
+        w, log_q = augmenter.sample(x, n, generator)
+        views = apply_params(x.repeat(n, 1, 1, 1), w, augmenter.aug_type, augmenter.trans_scale)
+    inputs = torch.cat([x, views]) if cfg.aug_include_orig else views
+    logits = model(loop.standardize(inputs)).float()
+    orig, aug = (logits[: len(x)], logits[len(x) :]) if cfg.aug_include_orig else (None, logits)
+    ce_aug = F.cross_entropy(aug, y.repeat(n))
+    loss = ce_aug + (F.cross_entropy(orig, y) if orig is not None else 0.0)
+    if not frozen:
+        loss = loss + lam * augmenter.penalty(log_q)
+    return loss, ce_aug, aug, log_q
+
+
 def train_augmented(
     cfg: AugConfig,
     run: loop.Run,
@@ -221,20 +262,13 @@ def train_augmented(
         if progress["epoch"] < cfg.aug_warmup_epochs:
             logits = model(loop.standardize(xf))
             return F.cross_entropy(logits, y), {"train/acc": (logits.argmax(1) == y).float().mean().item()}
-        n = cfg.aug_copies
-        with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
-            w, log_q = augmenter.sample(xf, n, generator)
-            views = apply_params(xf.repeat(n, 1, 1, 1), w, augmenter.aug_type, augmenter.trans_scale)
-        inputs = torch.cat([xf, views]) if cfg.aug_include_orig else views
-        logits = model(loop.standardize(inputs)).float()
-        orig, aug = (logits[: len(x)], logits[len(x) :]) if cfg.aug_include_orig else (None, logits)
-        ce_aug = F.cross_entropy(aug, y.repeat(n))
-        loss = ce_aug + (F.cross_entropy(orig, y) if orig is not None else 0.0)
+        lam = 0.0 if frozen else controller.lam
+        loss, ce_aug, aug_logits, log_q = augmented_loss(cfg, model, augmenter, xf, y, generator, lam, frozen=frozen)
         entropy = -log_q.mean().item()
-        logs = {"train/ce_aug": ce_aug.item(), "train/acc": (aug.argmax(1) == y.repeat(n)).float().mean().item()}
+        y_aug = y.repeat(cfg.aug_copies)
+        logs = {"train/ce_aug": ce_aug.item(), "train/acc": (aug_logits.argmax(1) == y_aug).float().mean().item()}
         if not frozen:
-            loss = loss + controller.lam * augmenter.penalty(log_q)
-            logs["train/lambda"] = controller.lam
+            logs["train/lambda"] = lam
             controller.step(entropy)
             progress["history"].append((float(progress["epoch"]), entropy, controller.lam, controller.entropy))
         return loss, logs

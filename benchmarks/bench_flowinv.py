@@ -1,0 +1,101 @@
+"""FlowInv benchmark: one training step with a learned augmenter against an ERM step of the same classifier.
+
+Each row times one optimiser step (forward, backward, Adam update over the classifier and the augmenter) on the
+same classifier and batch, random weights (timing does not depend on training), and divides by ERM's step
+(the classifier alone on the plain batch). ``one copy`` is FlowInv with ``aug_copies`` = 1 and no CE on the original,
+so the classifier sees as many images as ERM's; ``+ original`` is the default loss, which also takes the CE on the
+original image (twice the classifier's work). Augerino and InstaAug are timed the same way::
+
+    python benchmarks/bench_flowinv.py                                  # CPU, small_cnn, batch 64 of Mario-Iggy 32x32
+    python benchmarks/bench_flowinv.py --model wrn_40_2 --batch 128 --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from timing import median_seconds
+
+from autoinv import loop
+from autoinv.methods import augerino, flowinv, instaaug
+from autoinv.methods.flowinv.baselines import AugerinoAugmenter, InstaAugmenter
+from autoinv.methods.flowinv.training import augmented_loss
+from autoinv.models import create_model
+
+
+def _augmenter(method, cfg) -> torch.nn.Module:
+    """A fresh augmenter of ``method`` (FlowInv, Augerino, InstaAug) for 3-channel images, as its ``fit`` builds one."""
+    if method is flowinv:
+        return flowinv.build_augmenter(cfg, 3)
+    if method is augerino:
+        return AugerinoAugmenter(cfg.aug_type, cfg.augerino_init_width, cfg.aug_trans_scale)
+    return InstaAugmenter(cfg.aug_type, 3, cfg.pose_width, cfg.pose_dim, cfg.insta_init_width, cfg.aug_trans_scale)
+
+
+def step_time(device: torch.device, model_name: str, batch: int, aug_type: str, pose_width: int, repeats: int) -> None:
+    """Print ERM's step time and each augmenter row's step time and ratio to it."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(batch, 3, 32, 32, generator=gen).to(device)
+    y = torch.randint(0, 2, (batch,), generator=gen).to(device)
+    model = create_model(model_name, 2, (3, 32, 32)).to(device)
+
+    def erm_step(optimizer):
+        def step():
+            with loop.autocast(device):
+                loss = F.cross_entropy(model(loop.standardize(x)).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+
+    def augmented_step(method, **fields):
+        if "pose_width" in method.Config.__dataclass_fields__:  # Augerino has no pose CNN
+            fields["pose_width"] = pose_width
+        cfg = method.Config(model=model_name, batch_size=batch, aug_type=aug_type, **fields)
+        augmenter = _augmenter(method, cfg).to(device)
+        optimizer = torch.optim.Adam([*model.parameters(), *augmenter.parameters()], lr=1e-3)
+
+        def step():
+            with loop.autocast(device):
+                loss, *_ = augmented_loss(cfg, model, augmenter, x, y, gen if device.type == "cpu" else None, 0.01)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+        return step
+
+    t_erm = median_seconds(erm_step(torch.optim.Adam(model.parameters(), lr=1e-3)), device, repeats)
+    print(f"device {device.type}, {model_name}, batch {batch}, aug_type {aug_type}, pose_width {pose_width}")
+    print("| step | ms | ÷ ERM |")
+    print("|---|---|---|")
+    print(f"| ERM | {1e3 * t_erm:.1f} | 1.00 |")
+    rows = {
+        "FlowInv, one copy": (flowinv, {"aug_include_orig": False}),
+        "FlowInv, one copy + original": (flowinv, {}),
+        "Augerino, one copy": (augerino, {"aug_include_orig": False}),
+        "InstaAug, one copy": (instaaug, {"aug_include_orig": False}),
+    }
+    for name, (method, fields) in rows.items():
+        t = median_seconds(augmented_step(method, **fields), device, repeats)
+        print(f"| {name} | {1e3 * t:.1f} | {t / t_erm:.2f} |", flush=True)
+
+
+def main() -> None:
+    """Run the step-time benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--model", default="small_cnn")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--aug-type", default="rotate_translate")
+    parser.add_argument("--pose-width", type=int, default=16, help="width of the pose CNN (FlowInv, InstaAug)")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    step_time(torch.device(args.device), args.model, args.batch, args.aug_type, args.pose_width, args.repeats)
+
+
+if __name__ == "__main__":
+    main()

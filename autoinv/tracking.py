@@ -15,10 +15,11 @@ import subprocess
 import tempfile
 import urllib.error
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mlflow.entities import Run as MlflowRun
-from mlflow.tracking import MlflowClient
+if TYPE_CHECKING:  # mlflow is imported where a client is made: the CLIs parse arguments without it
+    from mlflow.entities import Run as MlflowRun
+    from mlflow.tracking import MlflowClient
 
 __all__ = [
     "TrackingError",
@@ -144,6 +145,8 @@ def resolve_artifact_fields(
 
 def client_for(uri: str) -> MlflowClient:
     """A client bound to ``uri`` (no global state touched)."""
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=uri)
 
 

@@ -182,6 +182,40 @@ def test_methods_import_without_mlflow_ray_or_optuna():
     assert int(done.stdout) >= 14
 
 
+HEAVY = ("torch", "torchvision", "ray", "mlflow", "optuna", "kornia", "normflows")
+
+
+def test_cli_answers_help_list_and_argument_errors_without_heavy_imports(tmp_path):
+    """Issue 12 item 1: what users type to learn the tool must not wait ~10 s for torch, Ray and MLflow."""
+    code = textwrap.dedent(f"""
+        import contextlib, io, sys
+        from autoinv import export, search, train
+        cases = [
+            (search.main, ["--help"], 0), (search.main, ["--list"], 0), (search.main, ["nosuch"], 2),
+            (search.main, ["erm", "--gpus-per-trial", "-1"], 2), (search.main, ["erm", "--num-samples", "0"], 2),
+            (search.main, [], 2), (export.main, ["nosuch", "--tracking-uri", "sqlite:///{tmp_path}/no.db"], 2),
+            (train.main, ["{tmp_path}/none.yaml"], 2),
+        ]
+        for main, argv, expected in cases:
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                try:
+                    code = main(argv)
+                except SystemExit as stop:
+                    code = stop.code
+            assert code == expected, (argv, code)
+        print(" ".join(name for name in {HEAVY!r} if name in sys.modules))
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": python_path()},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "", f"parsing and checking arguments imported {done.stdout.strip()}"
+
+
 def test_search_files_that_do_not_import_or_lack_space(work, tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("METHOD = 'erm'\nthis is not python\n")

@@ -9,7 +9,7 @@ import torch
 
 from autoinv import loop
 from autoinv.config import BaseConfig, ConfigError, build_config
-from autoinv.methods import METHODS
+from autoinv.methods import METHODS, get_method
 from autoinv.search import base_config, list_searches, load_search, validate_space
 from tests.method_settings import METHOD_SETTINGS, TINY
 
@@ -32,7 +32,7 @@ def test_every_method_has_settings_and_a_search():
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_config_contract(name):
-    method = METHODS[name]
+    method = get_method(name)
     cfg = method.Config()
     assert isinstance(cfg, BaseConfig)
     assert dataclasses.is_dataclass(cfg)
@@ -49,7 +49,7 @@ def test_config_contract(name):
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_fit_reports_search_metric_and_resumes(name, cache_dir):
-    method = METHODS[name]
+    method = get_method(name)
     search = _search_for(name)
     values = {**METHOD_SETTINGS[name], **TINY, "epochs": 2}
     cfg = build_config(method.Config, values, name)
@@ -79,7 +79,7 @@ def test_search_file_contract(name):
     assert search.METHOD in METHODS
     assert search.METRIC.startswith("val/")
     assert search.MODE in ("min", "max")
-    method = METHODS[search.METHOD]
+    method = get_method(search.METHOD)
     fields = {f.name for f in dataclasses.fields(method.Config)}
     assert set(search.BASE) <= fields
     assert set(getattr(search, "QUICK", {})) <= fields

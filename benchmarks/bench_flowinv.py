@@ -8,6 +8,12 @@ original image (twice the classifier's work). Augerino and InstaAug are timed th
 
     python benchmarks/bench_flowinv.py                                  # CPU, small_cnn, batch 64 of Mario-Iggy 32x32
     python benchmarks/bench_flowinv.py --model wrn_40_2 --batch 128 --device cuda
+
+The learned-range table (``--range``): each named method trained on Mario-Iggy ±90° (3 000 images, rotations only,
+the settings of the slow claim test), then each sprite rotated to −90…90° and its sampled rotations summarised
+(``sprite_band_summary``: half-range, ideal 90°; corr of the mean sample with the input angle, ideal −1)::
+
+    python benchmarks/bench_flowinv.py --range flowinv augerino instaaug --seeds 0 1 --epochs 30
 """
 
 from __future__ import annotations
@@ -19,7 +25,8 @@ import torch.nn.functional as F
 from timing import median_seconds
 
 from autoinv import loop
-from autoinv.methods import augerino, flowinv, instaaug
+from autoinv.methods import flowinv
+from autoinv.methods.flowinv import augerino, instaaug, sprite_band_summary
 from autoinv.methods.flowinv.baselines import AugerinoAugmenter, InstaAugmenter
 from autoinv.methods.flowinv.training import augmented_loss
 from autoinv.models import create_model
@@ -83,8 +90,30 @@ def step_time(device: torch.device, model_name: str, batch: int, aug_type: str, 
         print(f"| {name} | {1e3 * t:.1f} | {t / t_erm:.2f} |", flush=True)
 
 
+CLAIM_90 = {"dataset": "marioiggy:n_train=3000", "aug_type": "rotate", "batch_size": 64}
+"""The ±90° setting of ``tests/methods/test_flowinv.py`` (defaults otherwise: target 0 nats, λ in [1e-3, 0.5])."""
+
+
+def learned_ranges(names: list[str], seeds: list[int], epochs: int) -> None:
+    """Train each method per seed on the ±90° setting and print its sprite band summary as a table row."""
+    methods = {"flowinv": flowinv, "augerino": augerino, "instaaug": instaaug}
+    print(f"marioiggy ±90°, {epochs} epochs, {CLAIM_90}")
+    print("| method | seed | half-range mario / iggy (°) | corr mario / iggy / both | val/acc |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        for seed in seeds:
+            run = loop.MemoryRun()
+            final = methods[name].fit(methods[name].Config(**CLAIM_90, epochs=epochs, seed=seed), run)
+            band = sprite_band_summary(flowinv.augmenter_from_payload(run.artifacts["augmenter"]))
+            print(
+                f"| {name} | {seed} | {band['half_mario']:.1f} / {band['half_iggy']:.1f} | {band['corr_mario']:.2f} / "
+                f"{band['corr_iggy']:.2f} / {band['corr']:.2f} | {final['val/acc']:.3f} |",
+                flush=True,
+            )
+
+
 def main() -> None:
-    """Run the step-time benchmark."""
+    """Run the step-time benchmark, or with ``--range`` the learned-range table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--model", default="small_cnn")
@@ -92,7 +121,13 @@ def main() -> None:
     parser.add_argument("--aug-type", default="rotate_translate")
     parser.add_argument("--pose-width", type=int, default=16, help="width of the pose CNN (FlowInv, InstaAug)")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--range", nargs="+", metavar="METHOD", help="learned-range table of these methods instead")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
+    if args.range:
+        learned_ranges(args.range, args.seeds, args.epochs)
+        return
     torch.manual_seed(0)
     step_time(torch.device(args.device), args.model, args.batch, args.aug_type, args.pose_width, args.repeats)
 

@@ -24,7 +24,8 @@ from timing import median_seconds
 
 from autoinv import loop
 from autoinv.data import Dataset
-from autoinv.methods import ft, transinv
+from autoinv.methods import transinv
+from autoinv.methods.transinv import ft
 from autoinv.models import create_model
 
 

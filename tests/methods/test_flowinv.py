@@ -297,3 +297,24 @@ def test_baselines_report_their_ranges(method, cache_dir):
     out = method.fit(method.Config(**tiny, tta_samples=2, tta_pool=8, aug_warmup_epochs=0), run)
     assert {"aug/half_range_deg", "aug/lambda", "val/acc_tta"} <= set(out)
     assert fi.augmenter_from_payload(run.artifacts["augmenter"]) is not None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The paper's Mario-Iggy ±90° claim (Fig. 4 top), at small scale: slow, run with -m slow (~20 min on 2 cores).
+# Margins from measurement, in the method card.
+
+CLAIM_90 = {"dataset": "marioiggy:n_train=3000", "aug_type": "rotate", "batch_size": 64}  # as bench_flowinv --range
+
+
+@pytest.mark.slow
+def test_flowinv_learns_the_90_degree_range_shifted_by_the_input_and_augerino_a_narrower_shared_one(cache_dir):
+    run = loop.MemoryRun(cache_dir=cache_dir)
+    fi.fit(fi.Config(**CLAIM_90, epochs=30), run)
+    band = fi.sprite_band_summary(fi.augmenter_from_payload(run.artifacts["augmenter"]))
+    half, corr = band["half"], band["corr"]
+    assert half >= 70.0, f"FlowInv's learned half-range {half:.1f}° (ideal 90°)"
+    assert corr <= -0.8, f"the sampled mean angle does not track minus the input angle: corr {corr:.2f}"
+    shared = loop.MemoryRun(cache_dir=cache_dir)
+    augerino.fit(augerino.Config(**CLAIM_90, epochs=30), shared)
+    shared_half = fi.sprite_band_summary(fi.augmenter_from_payload(shared.artifacts["augmenter"]))["half"]
+    assert half - shared_half >= 30.0, f"FlowInv {half:.1f}° vs Augerino's shared {shared_half:.1f}°"

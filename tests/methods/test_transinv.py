@@ -10,8 +10,9 @@ import torch
 from autoinv import corruptions, loop
 from autoinv.config import ConfigError, build_config
 from autoinv.data import load_dataset
-from autoinv.methods import ft, transinv
+from autoinv.methods import transinv
 from autoinv.methods.transinv import augmenter as aug
+from autoinv.methods.transinv import ft
 from autoinv.methods.transinv.primitives import PRIMITIVES, get_primitive, scaled_ranges
 from autoinv.models import create_model
 from autoinv.teachers import TeacherSpec, load_or_train, teacher_key

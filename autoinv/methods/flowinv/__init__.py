@@ -31,6 +31,7 @@ from autoinv.methods.flowinv.fit import fit as fit
 from autoinv.methods.flowinv.fit import preflight as preflight
 from autoinv.methods.flowinv.training import range_summary as range_summary
 from autoinv.methods.flowinv.training import rotation_band as rotation_band
+from autoinv.methods.flowinv.training import sprite_band_summary as sprite_band_summary
 
 __all__ = [
     "ARTIFACT_FIELDS",
@@ -64,4 +65,5 @@ __all__ = [
     "load_augmenter",
     "range_summary",
     "rotation_band",
+    "sprite_band_summary",
 ]

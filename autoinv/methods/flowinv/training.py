@@ -45,6 +45,7 @@ __all__ = [
     "augmented_loss",
     "train_augmented",
     "rotation_band",
+    "sprite_band_summary",
     "range_summary",
 ]
 
@@ -368,6 +369,28 @@ def rotation_band(
     sampled = rotation_degrees(w, augmenter.aug_type).view(samples, len(angles))
     q = torch.quantile(sampled, torch.tensor([0.01, 0.5, 0.99], device=probe.device), dim=0).T  # (A, 3)
     return torch.cat([q, sampled.mean(0)[:, None]], 1)
+
+
+@torch.no_grad()
+def sprite_band_summary(augmenter: nn.Module, samples: int = 200, seed: int = 0) -> dict[str, float]:
+    """The ±90° Mario-Iggy claim in numbers: each sprite rotated to −90…90° (10° steps), its sampled rotations.
+
+    Returns:
+        Per sprite (``mario``, ``iggy``): ``half_<sprite>``, the median over input angles of half the 1st–99th
+        percentile span (degrees; ideal 90), and ``corr_<sprite>``, the correlation of the mean sampled angle with
+        the input angle (ideal −1: the distribution shifts back by the input's rotation); ``half`` (the smaller) and
+        ``corr`` (over both sprites' inputs).
+    """
+    angles = torch.linspace(-90, 90, 19)
+    out, means = {}, []
+    for name, probe in zip(("mario", "iggy"), marioiggy_sprites()):
+        band = rotation_band(augmenter, probe, angles, samples, seed)
+        out[f"half_{name}"] = ((band[:, 2] - band[:, 0]) / 2).median().item()
+        out[f"corr_{name}"] = torch.corrcoef(torch.stack([band[:, 3], angles]))[0, 1].item()
+        means.append(band[:, 3])
+    out["half"] = min(out["half_mario"], out["half_iggy"])
+    out["corr"] = torch.corrcoef(torch.stack([torch.cat(means), angles.repeat(2)]))[0, 1].item()
+    return out
 
 
 def _epoch_metrics(

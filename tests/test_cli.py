@@ -161,6 +161,19 @@ def test_a_search_file_by_path_pickles_by_reference_under_a_stable_name(tmp_path
     assert names == {module.__name__}, "the module name must not depend on the process"
 
 
+def run_python(code: str, cwd) -> subprocess.CompletedProcess:
+    """Run ``python -c CODE`` in a fresh interpreter on this checkout; fail the test on a non-zero exit."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": python_path()},
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
 def test_methods_import_without_mlflow_ray_or_optuna():
     """The layering in DESIGN.md: methods never import MLflow, Ray or Optuna (a GPU box may lack them)."""
     code = (
@@ -171,14 +184,7 @@ def test_methods_import_without_mlflow_ray_or_optuna():
         "for info in pkgutil.walk_packages(m.__path__, 'autoinv.methods.'): importlib.import_module(info.name)\n"
         "print(len(METHODS))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": python_path()},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_python(code, cwd=ROOT)
     assert int(done.stdout) >= 14
 
 
@@ -205,14 +211,7 @@ def test_cli_answers_help_list_and_argument_errors_without_heavy_imports(tmp_pat
             assert code == expected, (argv, code)
         print(" ".join(name for name in {HEAVY!r} if name in sys.modules))
     """)
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": python_path()},
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = run_python(code, cwd=tmp_path)
     assert done.stdout.strip() == "", f"parsing and checking arguments imported {done.stdout.strip()}"
 
 

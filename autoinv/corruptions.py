@@ -5,7 +5,9 @@ package); a teacher trained *with* a corruption needs it on every batch, on the 
 batched torch versions of five of them with the CIFAR-10-C severity constants, simplified where the original
 needs per-image libraries (brightness works on the HSV value channel as the original does; the blur is the
 ``gaussian_blur`` extra corruption rather than the disk-kernel defocus; the geometric one is a random affine
-instead of the elastic transform). They are close in kind and strength, not bit-compatible.
+instead of the elastic transform). Contrast and brightness match the package's image for image, the blur matches
+its Gaussian blur away from the border and the noise its strength (``tests/test_corruptions.py``, at the constants
+both lists share); defocus and the geometric one have no counterpart here.
 
 All functions take float images (B, C, H, W) in [0, 1] and return the same shape, clipped to [0, 1].
 """
@@ -24,7 +26,7 @@ __all__ = ["CORRUPTIONS", "CorruptionError", "corrupt", "random_corrupt"]
 
 _LEVELS = {
     "gaussian_noise": (0.04, 0.06, 0.08, 0.09, 0.10),  # noise std
-    "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),  # factor around the per-image mean
+    "contrast": (0.75, 0.5, 0.4, 0.3, 0.15),  # factor around each channel's mean
     "brightness": (0.05, 0.1, 0.15, 0.2, 0.3),  # added to the HSV value channel
     "gaussian_blur": (0.4, 0.6, 0.7, 0.8, 1.0),  # blur sigma in pixels
     "affine": (0.1, 0.2, 0.3, 0.4, 0.5),  # rotation (radians), scale (log) and translation (x 0.5) bound
@@ -64,7 +66,7 @@ def corrupt(x: Tensor, name: str, severity: Tensor | int, generator: torch.Gener
     if name == "gaussian_noise":
         out = augment.add_noise(x, c, generator=generator)
     elif name == "contrast":
-        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        mean = x.mean(dim=(2, 3), keepdim=True)  # per channel, as the benchmark's code does
         out = (x - mean) * view + mean
     elif name == "brightness":
         if x.shape[1] == 3:

@@ -28,7 +28,6 @@ import os
 import socket
 import sys
 import tempfile
-import time
 from types import ModuleType
 from typing import Any
 
@@ -164,32 +163,44 @@ def validate_space(search: ModuleType, base: dict[str, Any], samples: int = 3, s
 
 
 class TuneRun:
-    """The :class:`autoinv.loop.Run` of a Ray Tune trial: Tune gets metrics + checkpoint, MLflow the rest."""
+    """The :class:`autoinv.loop.Run` of a Ray Tune trial: Tune gets metrics + checkpoint, MLflow the rest.
+
+    Epoch metrics reach MLflow from the driver (:func:`_outcome_callback`), which sees a result only after its
+    checkpoint is in storage, so MLflow never holds an epoch that a resume will run again. Every checkpoint also
+    carries the trial's per-epoch metrics, so epochs that were saved but never logged (the driver died first) are
+    logged when the trial resumes: each epoch lands once, with the values of the lineage that the final model
+    comes from.
+    """
 
     def __init__(self, client: Any, run_id: str, cache_dir: str) -> None:
         self.client, self.run_id, self.cache_dir = client, run_id, cache_dir
+        self.history: dict[int, dict[str, float]] = {}
 
     def report(self, epoch: int, metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
         import torch
-        from mlflow.entities import Metric
         from ray import tune
 
-        now = int(time.time() * 1000)
-        finite = {k: float(v) for k, v in metrics.items() if v == v and abs(float(v)) != float("inf")}
-        self.client.log_batch(self.run_id, metrics=[Metric(k, v, now, epoch) for k, v in finite.items()])
+        finite = tracking.finite_metrics(metrics)
+        self.history[epoch] = finite
         with tempfile.TemporaryDirectory() as folder:
-            torch.save(state or {"epoch": epoch}, os.path.join(folder, "state.pt"))
-            tune.report({**metrics, "epoch": epoch + 1}, checkpoint=tune.Checkpoint.from_directory(folder))
+            payload = {"state": state or {"epoch": epoch}, "history": self.history}
+            torch.save(payload, os.path.join(folder, f"{CHECKPOINT_PREFIX}{epoch:05d}.pt"))
+            result = {
+                **metrics,
+                "epoch": epoch + 1,
+                "autoinv": {"run_id": self.run_id, "step": epoch, "metrics": finite},
+            }
+            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
 
     def resume(self) -> dict[str, Any] | None:
-        import torch
-        from ray import tune
-
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is None:
+        payload = _newest_checkpoint()
+        if payload is None:
             return None
-        with checkpoint.as_directory() as folder:
-            return torch.load(os.path.join(folder, "state.pt"), map_location="cpu", weights_only=True)
+        self.history = payload["history"]
+        for epoch, metrics in sorted(self.history.items()):
+            if metrics and epoch not in tracking.logged_steps(self.client, self.run_id, next(iter(metrics))):
+                tracking.log_epoch(self.client, self.run_id, epoch, metrics)
+        return payload["state"]
 
     def figure(self, name: str, fig: Any, epoch: int) -> None:
         tracking.log_figure(self.client, self.run_id, fig, f"figures/{name}/epoch_{epoch:03d}.png")
@@ -199,6 +210,38 @@ class TuneRun:
 
     def save_model(self, model: Any) -> None:
         """Searches keep checkpoints in Ray's storage, not the model in MLflow."""
+
+
+CHECKPOINT_PREFIX = "autoinv_epoch_"
+
+
+def _newest_checkpoint() -> dict[str, Any] | None:
+    """The newest complete checkpoint of this trial in storage, whether or not Tune's restored state knows it.
+
+    Tune restores a trial from the checkpoint its experiment state last recorded, which can be epochs behind what
+    the trial had saved when the driver was killed (or nothing at all); the trial's folder holds them all. Files
+    are named by epoch; one cut off mid-write fails to load and the one before it is used.
+    """
+    import io
+
+    import pyarrow.fs
+    import torch
+    from ray import tune
+
+    storage = tune.get_context().get_storage()
+    selector = pyarrow.fs.FileSelector(storage.trial_fs_path, recursive=True, allow_not_found=True)
+    names = [
+        info.path
+        for info in storage.storage_filesystem.get_file_info(selector)
+        if os.path.basename(info.path).startswith(CHECKPOINT_PREFIX)
+    ]
+    for path in sorted(names, key=os.path.basename, reverse=True):
+        try:
+            with storage.storage_filesystem.open_input_file(path) as f:
+                return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+        except Exception:  # a file the killed attempt did not finish writing
+            continue
+    return None
 
 
 def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
@@ -232,24 +275,38 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
 def _outcome_callback(setup: dict[str, Any], max_epochs: int) -> Any:
     from ray import tune
 
+    tracking_uri = setup["tracking_uri"]
+
     class MlflowOutcomes(tune.Callback):
-        """Driver side: closes each trial's child run as completed, stopped early (and when) or failed."""
+        """Driver side: logs each epoch's metrics, once its checkpoint is saved; closes each child run when done.
+
+        A run closes as completed, stopped early (and when) or failed.
+        """
+
+        client: Any = None  # made when Tune starts: Tune pickles its callbacks with the experiment, clients do not
+
+        def setup(self, **info: Any) -> None:
+            self.client = tracking.client_for(tracking_uri)
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            logged = result.get("autoinv")
+            if logged:
+                tracking.log_epoch(self.client, logged["run_id"], logged["step"], logged["metrics"])
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            epochs = int((trial.last_result or {}).get("training_iteration", 0))
+            epochs = int((trial.last_result or {}).get("epoch", 0))
             self._close(trial, "completed" if epochs >= max_epochs else "stopped_early", epochs)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             error = trial.get_error()
             message = str(error).strip().splitlines()[-1] if error else "unknown error"
-            self._close(trial, "failed", int((trial.last_result or {}).get("training_iteration", 0)), message)
+            self._close(trial, "failed", int((trial.last_result or {}).get("epoch", 0)), message)
 
         def _close(self, trial: Any, outcome: str, epochs: int, error: str = "") -> None:
-            client = tracking.client_for(setup["tracking_uri"])
             run_id = tracking.child_run(
-                client, setup["experiment_id"], setup["parent_id"], trial.trial_id, str(trial), trial.config, {}
+                self.client, setup["experiment_id"], setup["parent_id"], trial.trial_id, str(trial), trial.config, {}
             )
-            tracking.finish_child(client, run_id, outcome, epochs, error)
+            tracking.finish_child(self.client, run_id, outcome, epochs, error)
 
     return MlflowOutcomes()
 
@@ -262,7 +319,7 @@ def _searcher(search: ModuleType, run_name: str, seed: int, max_epochs: int, num
         """Tells Optuna a trial ASHA stopped early is PRUNED, so TPE does not learn truncated scores as final."""
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            if result and not error and int(result.get("training_iteration", max_epochs)) < max_epochs:
+            if result and not error and int(result.get("epoch", max_epochs)) < max_epochs:
                 if trial_id not in self._completed_trials:
                     self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
                     self._completed_trials.add(trial_id)
@@ -287,13 +344,13 @@ def _scheduler(name: str, max_epochs: int, grace_period: int, reduction_factor: 
 
     if name == "asha":
         return ASHAScheduler(
-            time_attr="training_iteration",
+            time_attr="epoch",  # ours, not Tune's count: a resumed trial may skip ahead of Tune's last checkpoint
             max_t=max_epochs,
             grace_period=min(grace_period, max_epochs),
             reduction_factor=reduction_factor,
         )
     if name == "hyperband":
-        return HyperBandScheduler(time_attr="training_iteration", max_t=max_epochs, reduction_factor=reduction_factor)
+        return HyperBandScheduler(time_attr="epoch", max_t=max_epochs, reduction_factor=reduction_factor)
     return FIFOScheduler()
 
 

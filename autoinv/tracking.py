@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Any
@@ -242,6 +243,24 @@ def finish_child(client: MlflowClient, run_id: str, outcome: str, epochs_done: i
         client.set_tag(run_id, key, value)
     status = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED"}[outcome]
     client.set_terminated(run_id, status=status)
+
+
+def finite_metrics(metrics: dict[str, float]) -> dict[str, float]:
+    """The metrics as floats without NaN and infinities (MLflow refuses or mis-plots them)."""
+    return {k: float(v) for k, v in metrics.items() if v == v and abs(float(v)) != float("inf")}
+
+
+def log_epoch(client: MlflowClient, run_id: str, step: int, metrics: dict[str, float]) -> None:
+    """Log one epoch's finite metrics at ``step``."""
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in finite_metrics(metrics).items()])
+
+
+def logged_steps(client: MlflowClient, run_id: str, key: str) -> set[int]:
+    """The steps at which ``key`` has a value in ``run_id``'s history."""
+    return {metric.step for metric in client.get_metric_history(run_id, key)}
 
 
 def log_figure(client: MlflowClient, run_id: str, fig: Any, artifact_file: str) -> None:

@@ -14,7 +14,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from typing import Any
 
 import yaml
@@ -42,10 +41,7 @@ class FinalRun:
         self.bar = tqdm(total=epochs, desc=label, unit="epoch", file=sys.stderr)
 
     def report(self, epoch: int, metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
-        from mlflow.entities import Metric
-
-        now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, epoch) for k, v in metrics.items()])
+        tracking.log_epoch(self.client, self.run_id, epoch, metrics)
         shown = {
             k.split("/")[-1] if k.startswith("val/") else k: v
             for k, v in metrics.items()

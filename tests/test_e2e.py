@@ -236,6 +236,11 @@ def test_resume_after_killing_the_driver(tmp_path):
     assert len({c.data.tags[tracking.TRIAL_TAG] for c in children}) == 6
     assert all(c.data.tags.get(tracking.OUTCOME_TAG) in ("completed", "stopped_early") for c in children)
     assert parent.info.status == "FINISHED" and "autoinv.best_run_id" in parent.data.tags
+    for child in children:  # every epoch once, none skipped, in every metric's history, across the kill
+        done = int(child.data.tags["autoinv.epochs_done"])
+        for key in ("val/acc", "train/loss"):
+            steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, key))
+            assert steps == list(range(done)), (child.data.tags[tracking.TRIAL_TAG], key, steps)
     again = cli("search", *args, "--resume", cwd=tmp_path)
     assert again.returncode == 2 and "nothing to resume" in again.stderr
 

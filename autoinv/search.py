@@ -180,17 +180,11 @@ class TuneRun:
         import torch
         from ray import tune
 
-        finite = tracking.finite_metrics(metrics)
-        self.history[epoch] = finite
+        self.history[epoch] = tracking.finite_metrics(metrics)
         with tempfile.TemporaryDirectory() as folder:
             payload = {"state": state or {"epoch": epoch}, "history": self.history}
             torch.save(payload, os.path.join(folder, f"{CHECKPOINT_PREFIX}{epoch:05d}.pt"))
-            result = {
-                **metrics,
-                "epoch": epoch + 1,
-                "autoinv": {"run_id": self.run_id, "step": epoch, "metrics": finite},
-            }
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(folder))
+            tune.report({**metrics, "epoch": epoch + 1}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     def resume(self) -> dict[str, Any] | None:
         payload = _newest_checkpoint()
@@ -274,8 +268,10 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
 
 def _outcome_callback(setup: dict[str, Any], max_epochs: int) -> Any:
     from ray import tune
+    from ray.tune.result import AUTO_RESULT_KEYS
 
     tracking_uri = setup["tracking_uri"]
+    tune_keys = {*AUTO_RESULT_KEYS, "done", "trial_id", "experiment_tag", "epoch"}  # every result key but the method's
 
     class MlflowOutcomes(tune.Callback):
         """Driver side: logs each epoch's metrics, once its checkpoint is saved; closes each child run when done.
@@ -287,11 +283,18 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int) -> Any:
 
         def setup(self, **info: Any) -> None:
             self.client = tracking.client_for(tracking_uri)
+            self.run_ids: dict[str, str] = {}
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-            logged = result.get("autoinv")
-            if logged:
-                tracking.log_epoch(self.client, logged["run_id"], logged["step"], logged["metrics"])
+            if trial.trial_id not in self.run_ids:  # the trial made its child run before its first report
+                run = tracking.find_child(self.client, setup["experiment_id"], setup["parent_id"], trial.trial_id)
+                self.run_ids[trial.trial_id] = run.info.run_id
+            metrics = {
+                k: v
+                for k, v in result.items()
+                if k not in tune_keys and isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
+            tracking.log_epoch(self.client, self.run_ids[trial.trial_id], int(result["epoch"]) - 1, metrics)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             epochs = int((trial.last_result or {}).get("epoch", 0))

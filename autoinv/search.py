@@ -191,6 +191,9 @@ class TuneRun:
         if payload is None:
             return None
         self.history = payload["history"]
+        tracking.set_tags(
+            self.client, self.run_id, {"autoinv.resumed_at_epoch": str(max(self.history, default=-1) + 1)}
+        )
         for epoch, metrics in sorted(self.history.items()):
             if metrics and epoch not in tracking.logged_steps(self.client, self.run_id, next(iter(metrics))):
                 tracking.log_epoch(self.client, self.run_id, epoch, metrics)
@@ -251,6 +254,7 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     method = get_method(setup["method"])
     client = tracking.client_for(setup["tracking_uri"])
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
+    node_id = ray.get_runtime_context().get_node_id()
     run_id = tracking.child_run(
         client,
         setup["experiment_id"],
@@ -258,8 +262,16 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
         context.get_trial_id(),
         context.get_trial_name(),
         params=config,
-        tags={"autoinv.gpu_ids": gpu_ids, "autoinv.method": setup["method"]},
+        tags={
+            "autoinv.gpu_ids": gpu_ids,
+            "autoinv.method": setup["method"],
+            "autoinv.node_id": node_id,
+            "autoinv.host": socket.gethostname(),
+        },
     )
+    nodes = client.get_run(run_id).data.tags.get("autoinv.nodes", "").split(",")
+    if node_id not in nodes:  # a trial retried elsewhere after its node died keeps the list of where it ran
+        client.set_tag(run_id, "autoinv.nodes", ",".join([n for n in nodes if n] + [node_id]))
     fields = getattr(method, "ARTIFACT_FIELDS", {})
     values = tracking.resolve_artifact_fields(fields, config, setup["cache_dir"], setup["tracking_uri"])
     cfg = build_config(method.Config, values, setup["method"])

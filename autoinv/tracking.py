@@ -210,11 +210,13 @@ def child_run(
 ) -> str:
     """The run id of the trial's child run: reattached when the trial resumes, created otherwise.
 
-    Reattaching instead of creating keeps a resumed or retried trial to one child run.
+    Reattaching instead of creating keeps a resumed or retried trial to one child run; ``tags`` then describe the
+    new attempt (its node, its GPUs).
     """
     existing = find_child(client, experiment_id, parent_id, trial_id)
     if existing is not None:
         client.update_run(existing.info.run_id, status="RUNNING")
+        set_tags(client, existing.info.run_id, tags)
         return existing.info.run_id
     run = client.create_run(
         experiment_id,
@@ -223,6 +225,14 @@ def child_run(
     )
     _log_params(client, run.info.run_id, params)
     return run.info.run_id
+
+
+def set_tags(client: MlflowClient, run_id: str, tags: dict[str, str]) -> None:
+    """Set several tags of a run in one call."""
+    from mlflow.entities import RunTag
+
+    if tags:
+        client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()])
 
 
 def child_runs(client: MlflowClient, experiment_id: str, parent_id: str) -> list[MlflowRun]:

@@ -311,6 +311,90 @@ def test_simulated_8_gpu_cluster_runs_8_trials_at_once(tmp_path):
     assert max(c.info.start_time for c in children) < min(c.info.end_time for c in children)
 
 
+def _start_ray(args, env):
+    """``ray start ... --block`` in its own process group, so killing the group stops exactly that node."""
+    return subprocess.Popen(
+        ["ray", "start", "--block", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def test_trials_of_a_dead_node_resume_from_their_checkpoints_on_the_survivor(tmp_path):
+    port = free_port()
+    env = {**env_for(tmp_path), "RAY_AUTH_MODE": "token"}  # see the 8-GPU test
+    head = _start_ray(["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"], env)
+    second = None
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert head.poll() is None and time.time() < deadline, "ray head did not start"
+                time.sleep(1)
+        second = _start_ray([f"--address=127.0.0.1:{port}", "--num-cpus=1"], env)
+        while (
+            "2.0 CPU"
+            not in subprocess.run(
+                ["ray", "status", f"--address=127.0.0.1:{port}"], env=env, capture_output=True, text=True
+            ).stdout
+        ):  # the second node has joined
+            assert second.poll() is None and time.time() < deadline, "the second ray node did not join"
+            time.sleep(1)
+        args = [*TINY_SEARCH, "--address", f"127.0.0.1:{port}", "--num-samples", "4", "--scheduler", "fifo"]
+        args = [a if a != "steps_per_epoch=6" else "steps_per_epoch=250" for a in args]  # ~8 s an epoch
+        log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 (the driver writes here until the end)
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "autoinv.search", *args],
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        # Kill the second node once a trial on each node has logged an epoch (one CPU each: one trial each).
+        uri = tracking.default_tracking_uri(str(tmp_path))
+        nodes_with_progress: set[str] = set()
+        while len(nodes_with_progress) < 2:
+            assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]
+            assert time.time() < deadline + 300
+            time.sleep(0.5)
+            if "search erm-" not in (tmp_path / "driver.log").read_text():
+                continue  # the database is made by the driver: do not race its schema creation
+            try:
+                client = tracking.client_for(uri)
+                experiment = client.get_experiment_by_name("erm")
+                runs = client.search_runs([experiment.experiment_id], "metrics.`val/acc` >= 0") if experiment else []
+                nodes_with_progress = {
+                    r.data.tags["autoinv.node_id"] for r in runs if tracking.OUTCOME_TAG not in r.data.tags
+                }
+            except Exception:  # busy or half-created database: look again
+                pass
+        os.killpg(second.pid, signal.SIGKILL)
+        assert driver.wait(timeout=600) == 0, (tmp_path / "driver.log").read_text()[-4000:]
+        log.close()
+    finally:
+        for node in (second, head):
+            if node is not None and node.poll() is None:
+                os.killpg(node.pid, signal.SIGTERM)
+                node.wait(timeout=120)
+    client = tracking.client_for(uri)
+    parent, children = children_of(client, "erm")
+    assert len(children) == 4 and parent.info.status == "FINISHED"
+    assert all(c.data.tags[tracking.OUTCOME_TAG] == "completed" for c in children)
+    assert len({c.data.tags["autoinv.nodes"].split(",")[0] for c in children}) == 2  # trials started on both nodes
+    moved = [c for c in children if len(c.data.tags["autoinv.nodes"].split(",")) == 2]
+    assert moved, "no trial was retried on the surviving node"
+    assert all(int(c.data.tags.get("autoinv.resumed_at_epoch", 0)) >= 1 for c in moved)  # from a checkpoint
+    for child in children:
+        for key in ("val/acc", "train/loss"):
+            steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, key))
+            assert steps == [0, 1, 2], (child.data.tags["autoinv.nodes"], key, steps)
+
+
 def test_compare_trials_notebook_runs_headless(searched):
     import nbformat
     from nbclient import NotebookClient

@@ -267,6 +267,7 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
             "autoinv.method": setup["method"],
             "autoinv.node_id": node_id,
             "autoinv.host": socket.gethostname(),
+            tracking.SEARCH_RUN_TAG: setup.get("search_run", ""),
         },
     )
     nodes = client.get_run(run_id).data.tags.get("autoinv.nodes", "").split(",")
@@ -684,7 +685,9 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str
             "experiment_id": experiment_id,
             "parent_id": parent_id,
             "cache_dir": cache_dir,
+            "search_run": run_name,
         }
+        tracking.share_trials_view(client, experiment_id, run_name, plan.metric, plan.mode, [])
         os.makedirs(experiment_dir, exist_ok=True)
         _write_meta(
             experiment_dir,
@@ -744,12 +747,16 @@ def _finish(plan: Plan, client: Any, setup: dict[str, Any], experiment_dir: str,
     )
     for child, name in zip(children, names):  # Ray's trial ids (trial_b21f34f7) say nothing to a reader
         client.set_tag(child.info.run_id, "mlflow.runName", name)
+    values = [c.data.params for c in children]
+    searched = sorted(k for k in set().union(*values) if len({v.get(k) for v in values}) > 1)
+    view = tracking.share_trials_view(client, setup["experiment_id"], run_name, plan.metric, plan.mode, searched)
     best = tracking.best_child(client, setup["experiment_id"], setup["parent_id"], plan.metric, plan.mode)
     summary: dict[str, Any] = {
         "run_name": run_name,
         "parent_run_id": setup["parent_id"],
         "experiment_id": setup["experiment_id"],
         "trials": len(children),
+        "view": view,
     }
     figure = tracking.curves_figure(client, children, plan.metric, best.info.run_id if best else "")
     tracking.log_figure(client, setup["parent_id"], figure, f"{plan.metric.replace('/', '_')}_curves.png")
@@ -807,7 +814,7 @@ def _print_summary(plan: Plan, summary: dict[str, Any], children: list) -> None:
         lines.append("best config (searched values): " + ", ".join(f"{k}={v}" for k, v in searched.items()))
     else:
         lines.append("no trial finished every epoch, so there is no best config")
-    url = tracking.runs_view_url(plan.tracking_uri, summary["experiment_id"])
+    url = tracking.runs_view_url(plan.tracking_uri, summary["experiment_id"], view=summary["view"])
     server = plan.tracking_uri.startswith(("http://", "https://"))
     lines += [
         f"look:   {url}" if server else f"look:   mlflow ui --backend-store-uri {plan.tracking_uri}, then open {url}",

@@ -9,6 +9,7 @@ plain file store, and a relative URI would land in every trial's directory.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import math
 import os
 import subprocess
@@ -31,6 +32,7 @@ __all__ = [
     "client_for",
     "get_or_create_experiment",
     "runs_view_url",
+    "share_trials_view",
     "trial_run_names",
     "create_parent_run",
     "child_run",
@@ -49,6 +51,7 @@ __all__ = [
 
 TRIAL_TAG = "autoinv.trial_id"
 ROLE_TAG = "autoinv.role"
+SEARCH_RUN_TAG = "autoinv.search_run"  # on each trial: the name of its search's parent run
 OUTCOME_TAG = "autoinv.outcome"  # completed | stopped_early | failed
 KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"  # the UI opens on the runs table
 
@@ -174,10 +177,35 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str
         return experiment.experiment_id
 
 
-def runs_view_url(tracking_uri: str, experiment_id: str, ui: str = "http://127.0.0.1:5000") -> str:
-    """The UI page of an experiment's runs table: on the server itself, or on a local ``mlflow ui`` at ``ui``."""
+def runs_view_url(tracking_uri: str, experiment_id: str, ui: str = "http://127.0.0.1:5000", view: str = "") -> str:
+    """The UI page of an experiment's runs table: on the server itself, or on a local ``mlflow ui`` at ``ui``.
+
+    ``view`` names a shared view (:func:`share_trials_view`) the page opens on.
+    """
     base = tracking_uri.rstrip("/") if tracking_uri.startswith(("http://", "https://")) else ui
-    return f"{base}/#/experiments/{experiment_id}/runs"
+    return f"{base}/#/experiments/{experiment_id}/runs" + (f"?viewStateShareKey={view}" if view else "")
+
+
+def share_trials_view(
+    client: MlflowClient, experiment_id: str, search_run: str, metric: str, mode: str, columns: list[str]
+) -> str:
+    """Store a view of one search's trials in the experiment and return its key (for :func:`runs_view_url`).
+
+    MLflow's UI nests child runs under their parent, collapsed, and shows no metric or parameter columns; a
+    shared view (an experiment tag the UI reads) can open on the search's trials, grouped under one expanded
+    row, sorted by ``metric`` best first, with ``metric`` and ``columns`` (parameter names) shown. The UI never
+    restores expanded parents from a shared view, hence the grouping by the trials' ``SEARCH_RUN_TAG``.
+    """
+    state = {
+        "searchFilter": f"tags.`{SEARCH_RUN_TAG}` = '{search_run}'",
+        "orderByKey": f"metrics.`{metric}`",
+        "orderByAsc": mode == "min",
+        "groupBy": {"aggregateFunction": mode, "groupByKeys": [{"mode": "tag", "groupByData": SEARCH_RUN_TAG}]},
+        "groupsExpanded": {f"tag.{SEARCH_RUN_TAG}.{search_run}": True},
+        "selectedColumns": [f"metrics.`{metric}`", *(f"params.`{name}`" for name in columns)],
+    }
+    client.set_experiment_tag(experiment_id, f"mlflow.sharedViewState.{search_run}", json.dumps(state))
+    return search_run
 
 
 def create_parent_run(

@@ -5,8 +5,10 @@ export → train round trip, the MLflow REST API and the notebook. Resume and th
 their own searches.
 """
 
+import html
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -393,6 +395,51 @@ def test_trials_of_a_dead_node_resume_from_their_checkpoints_on_the_survivor(tmp
         for key in ("val/acc", "train/loss"):
             steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, key))
             assert steps == [0, 1, 2], (child.data.tags["autoinv.nodes"], key, steps)
+
+
+def _rendered_text(url):
+    """The text of ``url`` as headless Chromium renders it (scripts run, then the DOM is read)."""
+    page = subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=20000", "--dump-dom", url],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", page)))
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs the chromium package (.ci/run installs it)")
+def test_mlflow_ui_opens_on_the_trials_at_the_printed_url(searched):
+    folder, result, _ = searched
+    url = re.search(r"then open (\S+)", result.stdout).group(1)
+    port = free_port()
+    ui = subprocess.Popen(
+        ["mlflow", "ui", "--backend-store-uri", tracking.default_tracking_uri(str(folder)), "--port", str(port)],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                assert ui.poll() is None and time.time() < deadline, "mlflow ui did not start"
+                time.sleep(1)
+        text = _rendered_text(url.replace("127.0.0.1:5000", f"127.0.0.1:{port}"))
+    finally:
+        os.killpg(ui.pid, signal.SIGTERM)
+        ui.wait(timeout=60)
+    client = tracking.client_for(tracking.default_tracking_uri(str(folder)))
+    _, children = children_of(client, "erm")
+    assert "Training runs" in text and "Token usage" not in text, text[:2000]  # the training view, not GenAI's
+    missing = [c.info.run_name for c in children if c.info.run_name not in text]
+    assert not missing, (missing, text[:3000])
+    assert "val/acc" in text  # the search metric is a column
 
 
 def test_compare_trials_notebook_runs_headless(searched):

@@ -28,6 +28,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from types import ModuleType
 from typing import Any
 
@@ -187,16 +188,29 @@ class TuneRun:
             tune.report({**metrics, "epoch": epoch + 1}, checkpoint=tune.Checkpoint.from_directory(folder))
 
     def resume(self) -> dict[str, Any] | None:
-        payload = _newest_checkpoint()
-        if payload is None:
+        import torch
+        from ray import tune
+
+        found = _newest_checkpoint()
+        if found is None:
             return None
+        path, payload = found
         self.history = payload["history"]
-        tracking.set_tags(
-            self.client, self.run_id, {"autoinv.resumed_at_epoch": str(max(self.history, default=-1) + 1)}
-        )
+        newest = max(self.history)
+        known = tune.get_checkpoint()  # what Tune's restored state holds: possibly older than ``path``
+        tune_knows = known is not None and os.path.normpath(known.path) == os.path.normpath(os.path.dirname(path))
+        tracking.set_tags(self.client, self.run_id, {"autoinv.resumed_at_epoch": str(newest + 1)})
         for epoch, metrics in sorted(self.history.items()):
+            if epoch == newest and not tune_knows:
+                continue  # reported again below; the driver logs it unless MLflow has it
             if metrics and epoch not in tracking.logged_steps(self.client, self.run_id, next(iter(metrics))):
                 tracking.log_epoch(self.client, self.run_id, epoch, metrics)
+        if not tune_knows:  # bring Tune (ASHA, the outcome, the next checkpoint's base) up to the epoch resumed from
+            with tempfile.TemporaryDirectory() as folder:
+                torch.save(payload, os.path.join(folder, os.path.basename(path)))
+                tune.report(
+                    {**self.history[newest], "epoch": newest + 1}, checkpoint=tune.Checkpoint.from_directory(folder)
+                )
         return payload["state"]
 
     def figure(self, name: str, fig: Any, epoch: int) -> None:
@@ -210,10 +224,11 @@ class TuneRun:
 
 
 CHECKPOINT_PREFIX = "autoinv_epoch_"
+NUMBER_TAG = "autoinv.trial_number"  # the trial's number in the console and in its run name, in order of start
 
 
-def _newest_checkpoint() -> dict[str, Any] | None:
-    """The newest complete checkpoint of this trial in storage, whether or not Tune's restored state knows it.
+def _newest_checkpoint() -> tuple[str, dict[str, Any]] | None:
+    """The newest complete checkpoint of this trial in storage (its path and contents), known to Tune or not.
 
     Tune restores a trial from the checkpoint its experiment state last recorded, which can be epochs behind what
     the trial had saved when the driver was killed (or nothing at all); the trial's folder holds them all. Files
@@ -235,7 +250,7 @@ def _newest_checkpoint() -> dict[str, Any] | None:
     for path in sorted(names, key=os.path.basename, reverse=True):
         try:
             with storage.storage_filesystem.open_input_file(path) as f:
-                return torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+                return path, torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
         except Exception:  # a file the killed attempt did not finish writing
             continue
     return None
@@ -279,7 +294,7 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     method.fit(cfg, TuneRun(client, run_id, setup["cache_dir"]))
 
 
-def _outcome_callback(setup: dict[str, Any], max_epochs: int) -> Any:
+def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> Any:
     from ray import tune
     from ray.tune.result import AUTO_RESULT_KEYS
 
@@ -297,11 +312,19 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int) -> Any:
         def setup(self, **info: Any) -> None:
             self.client = tracking.client_for(tracking_uri)
             self.run_ids: dict[str, str] = {}
+            self.numbers: dict[str, int] = {}
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.numbers.setdefault(trial.trial_id, len(self.numbers) + 1)  # as the console numbers them
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
             if trial.trial_id not in self.run_ids:  # the trial made its child run before its first report
                 run = tracking.find_child(self.client, setup["experiment_id"], setup["parent_id"], trial.trial_id)
                 self.run_ids[trial.trial_id] = run.info.run_id
+                if NUMBER_TAG not in run.data.tags and trial.trial_id in self.numbers:
+                    self.client.set_tag(run.info.run_id, NUMBER_TAG, str(self.numbers[trial.trial_id]))
+                if int(result["epoch"]) - 1 in tracking.logged_steps(self.client, run.info.run_id, metric):
+                    return  # a resumed trial's catch-up report of an epoch a killed driver had logged already
             metrics = {
                 k: v
                 for k, v in result.items()
@@ -314,9 +337,7 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int) -> Any:
             self._close(trial, "completed" if epochs >= max_epochs else "stopped_early", epochs)
 
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            error = trial.get_error()
-            message = str(error).strip().splitlines()[-1] if error else "unknown error"
-            self._close(trial, "failed", int((trial.last_result or {}).get("epoch", 0)), message)
+            self._close(trial, "failed", int((trial.last_result or {}).get("epoch", 0)), _last_line(trial))
 
         def _close(self, trial: Any, outcome: str, epochs: int, error: str = "") -> None:
             run_id = tracking.child_run(
@@ -431,6 +452,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and the trials' base seed")
     parser.add_argument("--resume", action="store_true", help="continue the latest interrupted search of this name")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
+    parser.add_argument("--verbose", action="store_true", help="Ray Tune's own progress tables and Ray's logs too")
     return parser
 
 
@@ -550,7 +572,7 @@ def _preflight(method_name: str, config: dict[str, Any], tracking_uri: str = "")
             raise SearchError(f"{field}={name!r} is not a known model; known: {', '.join(sorted(MODELS))}")
 
 
-def _connect_ray(plan: Plan) -> dict[str, float]:
+def _connect_ray(plan: Plan, verbose: bool = False) -> dict[str, float]:
     import ray
 
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")  # keep relative paths (data, search files) meaningful
@@ -574,10 +596,17 @@ def _connect_ray(plan: Plan) -> dict[str, float]:
                 "lower --gpus or join a bigger cluster with --address"
             )
     try:
+        level = logging.INFO if verbose else logging.WARNING  # "Started a local Ray instance." and the like
         if plan.address:
-            ray.init(address=plan.address, log_to_driver=True)
+            ray.init(address=plan.address, log_to_driver=verbose, logging_level=level)
         else:
-            ray.init(address="local", include_dashboard=False, object_store_memory=512 * 1024**2)
+            ray.init(
+                address="local",
+                include_dashboard=False,
+                object_store_memory=512 * 1024**2,
+                log_to_driver=verbose,
+                logging_level=level,
+            )
     except ConnectionError as error:
         raise SearchError(f"cannot join the Ray cluster at {plan.address}: {str(error).splitlines()[0]}") from None
     resources = ray.cluster_resources()
@@ -624,7 +653,94 @@ def _latest_resumable(plan: Plan) -> str:
     )
 
 
-def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str, Any]:
+def _quiet() -> None:
+    """Ray, Tune, MLflow and Optuna keep to what a user must read (``--verbose`` skips this)."""
+    import warnings
+
+    import optuna
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # fast trials trip it
+    # Tune's newer console prints its experiment box and a TensorBoard hint even at verbose=0; the older is silent.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow sets its own level when first imported
+    for name in ("ray", "mlflow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's multivariate/group
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
+
+
+def _progress_callback(plan: Plan, status_every_s: float = 30.0) -> Any:
+    """The search's console: one line per trial event, a status line every ``status_every_s`` seconds."""
+    from ray import tune
+
+    class Progress(tune.Callback):
+        def setup(self, **info: Any) -> None:
+            self.start = self.last_status = time.time()
+            self.numbers: dict[str, int] = {}
+            self.best: tuple[float, int] | None = None
+
+        def _say(self, trial: Any, text: str) -> None:
+            number = self.numbers.setdefault(trial.trial_id, len(self.numbers) + 1)
+            print(f"[{_clock(time.time() - self.start)}] #{number} {text}", file=sys.stderr, flush=True)
+
+        def _value(self, result: dict | None) -> str:
+            value = (result or {}).get(plan.metric)
+            return f"{plan.metric} {value:.4f}" if isinstance(value, (int, float)) else f"no {plan.metric} yet"
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            searched = {k: v for k, v in trial.config.items() if k not in plan.config or plan.config[k] != v}
+            again = "restarted" if trial.trial_id in self.numbers else "started"
+            self._say(trial, f"{again}  " + " ".join(f"{k}={tracking.short_value(v)}" for k, v in searched.items()))
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            self._say(trial, f"epoch {int(result['epoch'])}/{plan.max_epochs}  {self._value(result)}")
+            value = result.get(plan.metric)
+            if isinstance(value, (int, float)) and int(result["epoch"]) >= plan.max_epochs:
+                sign = 1 if plan.mode == "max" else -1
+                if self.best is None or sign * value > sign * self.best[0]:
+                    self.best = (value, self.numbers[trial.trial_id])
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            epochs = int((trial.last_result or {}).get("epoch", 0))
+            if epochs >= plan.max_epochs:
+                self._say(trial, f"completed  {self._value(trial.last_result)}")
+            else:
+                self._say(trial, f"stopped by {plan.scheduler} after epoch {epochs}  {self._value(trial.last_result)}")
+
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._say(trial, f"failed, retried from its last checkpoint: {_last_line(trial)}")
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self._say(trial, f"failed: {_last_line(trial)} (traceback: {trial.error_file})")
+
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            if time.time() - self.last_status < status_every_s:
+                return
+            self.last_status = time.time()
+            counts: dict[str, int] = {}
+            for trial in trials:
+                counts[trial.status] = counts.get(trial.status, 0) + 1
+            best = f", best {plan.metric} {self.best[0]:.4f} (#{self.best[1]})" if self.best else ""
+            states = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items()))
+            print(
+                f"[{_clock(time.time() - self.start)}] {states} of {plan.num_samples}{best}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return Progress()
+
+
+def _last_line(trial: Any) -> str:
+    error = trial.get_error()
+    return str(error).strip().splitlines()[-1] if error else "unknown error"
+
+
+def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bool = False) -> dict[str, Any]:
     """Run (or resume) the search; return a summary dict (best run id, metric, config)."""
     from ray import tune
 
@@ -640,7 +756,9 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str
         setup = meta["setup"]
     run_name = os.path.basename(experiment_dir) if resume else f"{plan.search}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
     cache_dir = os.path.join(plan.storage, "cache")
-    cluster = _connect_ray(plan)  # before touching MLflow: a refused cluster leaves nothing behind
+    if not verbose:
+        _quiet()
+    cluster = _connect_ray(plan, verbose)  # before touching MLflow: a refused cluster leaves nothing behind
     if plan.address and plan.tracking_uri.startswith("sqlite:"):
         print(
             "note: a sqlite tracking URI works on one node only; on a multi-node cluster pass --tracking-uri http://…",
@@ -698,7 +816,8 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str
     trainable = tune.with_resources(tune.with_parameters(trial, setup=setup), resources)
     print(
         f"search {run_name}: {plan.num_samples} trials of {plan.method}, up to {plan.max_concurrent} at once, "
-        f"{plan.max_epochs} epochs each, {plan.scheduler}; MLflow: {plan.tracking_uri}",
+        f"{plan.max_epochs} epochs each, {plan.scheduler}; MLflow: {plan.tracking_uri}\n"
+        f"watch: {_look(plan, setup['experiment_id'], run_name)}",
         file=sys.stderr,
         flush=True,
     )
@@ -721,8 +840,11 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False) -> dict[str
                 storage_path=plan.storage,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=plan.max_failures),
-                callbacks=[_outcome_callback(setup, plan.max_epochs)],
-                verbose=1,
+                callbacks=[
+                    _outcome_callback(setup, plan.max_epochs, plan.metric),
+                    *([] if verbose else [_progress_callback(plan)]),
+                ],
+                verbose=1 if verbose else 0,
             ),
         )
     tuner.fit()
@@ -741,7 +863,7 @@ def _finish(plan: Plan, client: Any, setup: dict[str, Any], experiment_dir: str,
             file=sys.stderr,
         )
         return {"interrupted": True}
-    children.sort(key=lambda run: run.info.start_time)
+    children.sort(key=lambda run: (int(run.data.tags.get(NUMBER_TAG, 1 << 30)), run.info.start_time))
     names = tracking.trial_run_names(
         [{k: _param_value(v) for k, v in c.data.params.items()} for c in children], plan.config
     )
@@ -801,6 +923,14 @@ def _write_meta(folder: str, meta: dict[str, Any]) -> None:
     os.replace(tmp, os.path.join(folder, "autoinv.json"))
 
 
+def _look(plan: Plan, experiment_id: str, view: str) -> str:
+    """How to open the search's trials in the MLflow UI."""
+    url = tracking.runs_view_url(plan.tracking_uri, experiment_id, view=view)
+    if plan.tracking_uri.startswith(("http://", "https://")):
+        return url
+    return f"mlflow ui --backend-store-uri {plan.tracking_uri}, then open {url}"
+
+
 def _print_summary(plan: Plan, summary: dict[str, Any], children: list) -> None:
     outcomes: dict[str, int] = {}
     for run in children:
@@ -814,10 +944,8 @@ def _print_summary(plan: Plan, summary: dict[str, Any], children: list) -> None:
         lines.append("best config (searched values): " + ", ".join(f"{k}={v}" for k, v in searched.items()))
     else:
         lines.append("no trial finished every epoch, so there is no best config")
-    url = tracking.runs_view_url(plan.tracking_uri, summary["experiment_id"], view=summary["view"])
-    server = plan.tracking_uri.startswith(("http://", "https://"))
     lines += [
-        f"look:   {url}" if server else f"look:   mlflow ui --backend-store-uri {plan.tracking_uri}, then open {url}",
+        f"look:   {_look(plan, summary['experiment_id'], summary['view'])}",
         f"export: python -m autoinv.export {plan.experiment} -o best.yaml"
         + ("" if plan.tracking_uri == tracking.default_tracking_uri() else f" --tracking-uri {plan.tracking_uri}"),
         "train:  python -m autoinv.train best.yaml --seeds 0 1 2",
@@ -838,7 +966,7 @@ def main(argv: list[str] | None = None) -> int:
             print(yaml.safe_dump({"plan": dataclasses.asdict(plan)}, sort_keys=False))
             return 0
         tracking.check_tracking_uri(plan.tracking_uri)
-        run_search(plan, search, resume=args.resume)
+        run_search(plan, search, resume=args.resume, verbose=args.verbose)
     except (SearchError, ConfigError, tracking.TrackingError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE

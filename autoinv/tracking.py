@@ -361,11 +361,11 @@ def trial_run_names(configs: list[dict[str, Any]], base: dict[str, Any], most: i
     for i, config in enumerate(configs):
         distance = {key: abs(scales[key][i] - medians[key]) for key in keys}
         shown = sorted(keys, key=lambda k: (-distance[k], k))[:most]
-        names.append(" ".join([f"#{i + 1}", *(f"{k}={_short(config.get(k))}" for k in shown)]))
+        names.append(" ".join([f"#{i + 1}", *(f"{k}={short_value(config.get(k))}" for k in shown)]))
     return names
 
 
-def _short(value: Any) -> str:
+def short_value(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 

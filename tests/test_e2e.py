@@ -130,6 +130,27 @@ def test_database_holds_parent_children_metrics_outcomes_and_pictures(searched):
     assert all(len(n.split()) == 4 and "lr=" in " ".join(names) for n in names), names
 
 
+def test_console_is_one_line_per_trial_event_numbered_as_the_runs(searched):
+    folder, result, _ = searched
+    console = (result.stdout + result.stderr).splitlines()
+    # 6 trials x (start + up to 3 epochs + end) + a status line every 30 s + the summary; was ~300 lines of boxes.
+    assert len(console) <= 6 * 5 + 10 + 10, "\n".join(console)
+    for noise in ("INFO", "Warning", "TensorBoard", "╭", "Trial status"):
+        assert not [line for line in console if noise in line], noise
+    client = tracking.client_for(tracking.default_tracking_uri(str(folder)))
+    _, children = children_of(client, "erm")
+    for child in children:  # "#k started  lr=... " shows the values run "#k ..." was trained with
+        number = child.data.tags["autoinv.trial_number"]
+        assert child.info.run_name.split()[0] == f"#{number}"
+        started = next(line for line in console if f"] #{number} started" in line).split("started")[1].split()
+        for pair in started:
+            key, value = pair.split("=", 1)
+            assert tracking.short_value(yaml.safe_load(child.data.params[key])) == value, (child.info.run_name, pair)
+        outcome = child.data.tags[tracking.OUTCOME_TAG]
+        ended = f"#{number} completed" if outcome == "completed" else f"#{number} stopped by asha after epoch"
+        assert any(ended in line for line in console), (ended, console)
+
+
 def test_export_then_train_reproduces_the_best_trial(searched):
     folder, _, _ = searched
     exported = cli("export", "erm", "-o", "best.yaml", cwd=folder)

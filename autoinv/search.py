@@ -474,8 +474,11 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, ModuleType]:
         raise SearchError("--gpus-per-trial needs --gpus N (the total the search may use)")
     if gpus_per_trial > args.gpus:
         raise SearchError(f"--gpus-per-trial {gpus_per_trial} is more than --gpus {args.gpus}")
-    if gpus_per_trial > 1 and gpus_per_trial != int(gpus_per_trial):
-        raise SearchError("--gpus-per-trial above 1 must be a whole number")
+    if gpus_per_trial > 1:  # a trial trains on one device: more would sit reserved and idle
+        raise SearchError(
+            f"--gpus-per-trial {gpus_per_trial:g}: a trial trains on one GPU, so the others would sit idle; "
+            "use 1, or a fraction (0.5, 0.25) to pack trials onto each GPU"
+        )
     num_samples = args.num_samples or (
         getattr(search, "QUICK_NUM_SAMPLES", 6) if args.quick else getattr(search, "NUM_SAMPLES", 16)
     )

@@ -97,6 +97,7 @@ def test_search_usage_errors(work, args, needles):
     [
         (["--gpus", "1", "--gpus-per-trial", "-1"], ["--gpus-per-trial must be > 0"]),  # once hung for ever
         (["--gpus", "1", "--gpus-per-trial", "0"], ["--gpus-per-trial must be > 0"]),
+        (["--gpus", "4", "--gpus-per-trial", "2", "--dry-run"], ["a trial trains on one GPU", "0.25"]),  # idle GPUs
         (["--cpus-per-trial", "0"], ["--cpus-per-trial must be > 0"]),
         (["--cpus-per-trial", "nan"], ["--cpus-per-trial must be > 0"]),
         (["--gpus", "-1"], ["--gpus must be >= 0"]),

@@ -851,10 +851,12 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
             ),
         )
     tuner.fit()
-    return _finish(plan, client, setup, experiment_dir, run_name)
+    return _finish(plan, search, client, setup, experiment_dir, run_name)
 
 
-def _finish(plan: Plan, client: Any, setup: dict[str, Any], experiment_dir: str, run_name: str) -> dict[str, Any]:
+def _finish(
+    plan: Plan, search: ModuleType, client: Any, setup: dict[str, Any], experiment_dir: str, run_name: str
+) -> dict[str, Any]:
     children = tracking.child_runs(client, setup["experiment_id"], setup["parent_id"])
     closed = [run for run in children if tracking.OUTCOME_TAG in run.data.tags]
     if len(closed) < plan.num_samples:
@@ -885,6 +887,7 @@ def _finish(plan: Plan, client: Any, setup: dict[str, Any], experiment_dir: str,
     }
     figure = tracking.curves_figure(client, children, plan.metric, best.info.run_id if best else "")
     tracking.log_figure(client, setup["parent_id"], figure, f"{plan.metric.replace('/', '_')}_curves.png")
+    summary["importances"] = _log_importances(plan, search, client, setup["parent_id"], children)
     if best is not None:
         best_config = {k: _param_value(v) for k, v in best.data.params.items()}
         value = best.data.metrics[plan.metric]
@@ -926,6 +929,52 @@ def _write_meta(folder: str, meta: dict[str, Any]) -> None:
     os.replace(tmp, os.path.join(folder, "autoinv.json"))
 
 
+def _param_importances(plan: Plan, search: ModuleType, configs: list[dict[str, Any]], values: list[float]) -> dict:
+    """The fANOVA importance of each searched parameter for the trials' last reported ``plan.metric``.
+
+    The trials are replayed into an in-memory Optuna study through the search's own ``space`` (each config
+    enqueued, so every suggest returns the trial's value and records its distribution); a trial ASHA stopped
+    counts with the value it stopped at.
+    """
+    import optuna
+
+    study = optuna.create_study(direction="maximize" if plan.mode == "max" else "minimize")
+    for config, value in zip(configs, values):
+        study.enqueue_trial(config, skip_if_exists=False)
+        trial = study.ask()
+        search.space(trial)
+        study.tell(trial, value)
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=plan.seed)
+    return optuna.importance.get_param_importances(study, evaluator=evaluator)
+
+
+def _log_importances(plan: Plan, search: ModuleType, client: Any, parent_id: str, children: list) -> dict[str, float]:
+    """Log ``importance.<param>`` metrics and a bar chart on the parent when at least 3 trials reported."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    reported = [c for c in children if plan.metric in c.data.metrics]
+    if len(reported) < 3:
+        return {}
+    configs = [{k: _param_value(v) for k, v in c.data.params.items()} for c in reported]
+    try:
+        with warnings.catch_warnings():  # enqueued keys that space() does not suggest (the base config) are fine
+            warnings.simplefilter("ignore")
+            importances = _param_importances(plan, search, configs, [c.data.metrics[plan.metric] for c in reported])
+    except Exception as error:  # never lose a finished search to its epilogue
+        print(f"parameter importances not computed: {type(error).__name__}: {error}", file=sys.stderr)
+        return {}
+    tracking.log_epoch(client, parent_id, 0, {f"importance.{k}": v for k, v in importances.items()})
+    fig, ax = plt.subplots(figsize=(6, 0.5 + 0.4 * len(importances)))
+    names = list(importances)[::-1]
+    ax.barh(names, [importances[n] for n in names])
+    ax.set_xlabel(f"fANOVA importance for {plan.metric} ({len(reported)} trials)")
+    fig.tight_layout()
+    tracking.log_figure(client, parent_id, fig, "param_importances.png")
+    return importances
+
+
 def _look(plan: Plan, experiment_id: str, view: str) -> str:
     """How to open the search's trials in the MLflow UI."""
     url = tracking.runs_view_url(plan.tracking_uri, experiment_id, view=view)
@@ -947,6 +996,9 @@ def _print_summary(plan: Plan, summary: dict[str, Any], children: list) -> None:
         lines.append("best config (searched values): " + ", ".join(f"{k}={v}" for k, v in searched.items()))
     else:
         lines.append("no trial finished every epoch, so there is no best config")
+    if summary.get("importances"):
+        shown = ", ".join(f"{k} {v:.2f}" for k, v in summary["importances"].items())
+        lines.append(f"what mattered (fANOVA importance for {plan.metric}): {shown}")
     lines += [
         f"look:   {_look(plan, summary['experiment_id'], summary['view'])}",
         f"export: python -m autoinv.export {plan.experiment} -o best.yaml"

@@ -118,7 +118,10 @@ def test_database_holds_parent_children_metrics_outcomes_and_pictures(searched):
     completed = [c for c in children if c.data.tags[tracking.OUTCOME_TAG] == "completed"]
     assert best.data.metrics["val/acc"] == max(c.data.metrics["val/acc"] for c in completed)
     parent_files = {a.path for a in client.list_artifacts(parent.info.run_id)}
-    assert {"best_config.yaml", "val_acc_curves.png"} <= parent_files
+    assert {"best_config.yaml", "val_acc_curves.png", "param_importances.png"} <= parent_files
+    importances = {k: v for k, v in parent.data.metrics.items() if k.startswith("importance.")}
+    assert set(importances) == {"importance.lr", "importance.weight_decay", "importance.augment"}, importances
+    assert sum(importances.values()) == pytest.approx(1.0) and "what mattered" in result.stdout
     for key in ("autoinv.git_commit", "version.torch", "version.ray", "version.mlflow", "version.optuna"):
         assert key in parent.data.tags
     assert f"best val/acc = {best.data.metrics['val/acc']:.4f}" in result.stdout

@@ -282,7 +282,9 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
             "autoinv.method": setup["method"],
             "autoinv.node_id": node_id,
             "autoinv.host": socket.gethostname(),
+            "autoinv.gpu_names": _gpu_names(),
             tracking.SEARCH_RUN_TAG: setup.get("search_run", ""),
+            **setup.get("context_tags", {}),  # the driver's user, source and commit: where the search came from
         },
     )
     nodes = client.get_run(run_id).data.tags.get("autoinv.nodes", "").split(",")
@@ -291,7 +293,26 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     fields = getattr(method, "ARTIFACT_FIELDS", {})
     values = tracking.resolve_artifact_fields(fields, config, setup["cache_dir"], setup["tracking_uri"])
     cfg = build_config(method.Config, values, setup["method"])
-    method.fit(cfg, TuneRun(client, run_id, setup["cache_dir"]))
+    monitor = None
+    if setup.get("system_metrics", False):
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        # CPU, memory, disk, network and (through nvidia-ml-py) GPU use, as system/* metrics of the trial's run;
+        # a retried trial continues the steps. MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides the 10 s.
+        monitor = SystemMetricsMonitor(run_id, resume_logging=True, tracking_uri=setup["tracking_uri"])
+        monitor.start()
+    try:
+        method.fit(cfg, TuneRun(client, run_id, setup["cache_dir"]))
+    finally:
+        if monitor is not None:
+            monitor.finish()
+
+
+def _gpu_names() -> str:
+    """The names of the GPUs this trial sees (Ray sets ``CUDA_VISIBLE_DEVICES``), comma-separated."""
+    import torch
+
+    return ",".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
 
 
 def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> Any:
@@ -420,6 +441,7 @@ class Plan:
     max_failures: int
     grace_period: int
     reduction_factor: int
+    system_metrics: bool = True
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -453,6 +475,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", action="store_true", help="continue the latest interrupted search of this name")
     parser.add_argument("--dry-run", action="store_true", help="validate and print the plan; start nothing")
     parser.add_argument("--verbose", action="store_true", help="Ray Tune's own progress tables and Ray's logs too")
+    parser.add_argument(
+        "--no-system-metrics",
+        dest="system_metrics",
+        action="store_false",
+        help="do not record CPU, memory and GPU use in each trial's run (MLflow's monitor, every 10 s)",
+    )
     return parser
 
 
@@ -514,6 +542,7 @@ def make_plan(args: argparse.Namespace) -> tuple[Plan, ModuleType]:
         max_failures=args.max_failures,
         grace_period=args.grace_period,
         reduction_factor=args.reduction_factor,
+        system_metrics=args.system_metrics,
     )
     return plan, search
 
@@ -780,11 +809,13 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
         experiment_id = tracking.get_or_create_experiment(
             client, plan.experiment, artifact_root=os.path.join(os.getcwd(), "mlartifacts")
         )
+        context_tags = tracking.context_tags()
         parent_id = tracking.create_parent_run(
             client,
             experiment_id,
             run_name,
             tags={
+                **context_tags,
                 "autoinv.search": plan.search,
                 "autoinv.method": plan.method,
                 "autoinv.metric": plan.metric,
@@ -807,6 +838,8 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
             "parent_id": parent_id,
             "cache_dir": cache_dir,
             "search_run": run_name,
+            "context_tags": context_tags,
+            "system_metrics": plan.system_metrics,
         }
         tracking.share_trials_view(client, experiment_id, run_name, plan.metric, plan.mode, [])
         os.makedirs(experiment_dir, exist_ok=True)

@@ -397,6 +397,21 @@ def curves_figure(client: MlflowClient, runs: list[MlflowRun], metric: str, best
     return fig
 
 
+def context_tags() -> dict[str, str]:
+    """MLflow's own run-context tags (``mlflow.user``, ``mlflow.source.*``), with the git commit when there is one.
+
+    ``MlflowClient.create_run`` sets none of these (only the fluent API does), so the UI's User and Source columns
+    stay empty without them.
+    """
+    from mlflow.tracking.context.registry import resolve_tags
+
+    tags = dict(resolve_tags())
+    commit = git_commit()
+    if commit != "unknown":
+        tags.setdefault("mlflow.source.git.commit", commit.removesuffix("-dirty"))
+    return tags
+
+
 def git_commit(directory: str = "") -> str:
     """The git commit of ``directory`` (or of the autoinv package), with ``-dirty`` when it has changes."""
     where = directory or os.path.dirname(os.path.abspath(__file__))

@@ -86,7 +86,10 @@ def children_of(client, name):
 def searched(tmp_path_factory):
     folder = tmp_path_factory.mktemp("search")
     started = time.perf_counter()
-    result = cli("search", *by_path(TINY_SEARCH, folder), cwd=folder)  # a search file by path, through Ray
+    # A search file by path, through Ray; system metrics every second so that these short trials record some.
+    result = cli(
+        "search", *by_path(TINY_SEARCH, folder), cwd=folder, extra_env={"MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL": "1"}
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return folder, result, time.perf_counter() - started
 
@@ -111,6 +114,9 @@ def test_database_holds_parent_children_metrics_outcomes_and_pictures(searched):
             assert int(child.data.tags["autoinv.stopped_at_epoch"]) == len(steps) < 3
             assert child.info.status == "KILLED"
         assert child.data.params["dataset"] == "digits" and "lr" in child.data.params
+        assert "system/cpu_utilization_percentage" in child.data.metrics  # MLflow's monitor ran in the trial
+        for key in ("mlflow.user", "mlflow.source.name", "autoinv.node_id", "autoinv.host", "autoinv.gpu_names"):
+            assert key in child.data.tags, key
         pictures = [a.path for a in client.list_artifacts(child.info.run_id, "figures/augmented_samples")]
         assert pictures and all(p.endswith(".png") for p in pictures)
     best_id = parent.data.tags["autoinv.best_run_id"]
@@ -124,6 +130,7 @@ def test_database_holds_parent_children_metrics_outcomes_and_pictures(searched):
     assert sum(importances.values()) == pytest.approx(1.0) and "what mattered" in result.stdout
     for key in ("autoinv.git_commit", "version.torch", "version.ray", "version.mlflow", "version.optuna"):
         assert key in parent.data.tags
+    assert parent.data.tags["mlflow.user"] and parent.data.tags["mlflow.source.name"]
     assert f"best val/acc = {best.data.metrics['val/acc']:.4f}" in result.stdout
     experiment = client.get_experiment_by_name("erm")
     assert experiment.tags[tracking.KIND_TAG] == "custom_model_development", "the UI must open on the runs table"

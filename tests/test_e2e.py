@@ -278,36 +278,38 @@ def test_resume_after_killing_the_driver(tmp_path):
     assert again.returncode == 2 and "nothing to resume" in again.stderr
 
 
-def test_simulated_8_gpu_cluster_runs_8_trials_at_once(tmp_path):
-    port = free_port()
-    # Ray >= 2.59 turns token authentication on for clusters it starts; a driver joining by address must opt in.
-    env = {**env_for(tmp_path), "RAY_AUTH_MODE": "token"}
-    # --block keeps the head in the foreground so killing its process group stops exactly this cluster.
-    head = subprocess.Popen(
-        [
-            "ray",
-            "start",
-            "--head",
-            "--block",
-            f"--port={port}",
-            "--num-cpus=8",
-            "--num-gpus=8",
-            "--include-dashboard=false",
-        ],
+def _start_ray(args, env):
+    """``ray start ... --block`` in its own process group, so killing the group stops exactly that node."""
+    return subprocess.Popen(
+        ["ray", "start", "--block", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+
+def _start_ray_head(port, env, *resources):
+    """A Ray head on 127.0.0.1:``port`` with ``resources`` (``--num-cpus=8`` ...), once it accepts connections."""
+    head = _start_ray(["--head", f"--port={port}", "--include-dashboard=false", *resources], env)
+    deadline = time.time() + 180
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return head
+        except OSError:
+            if head.poll() is not None or time.time() > deadline:
+                os.killpg(head.pid, signal.SIGTERM)
+                raise AssertionError("ray head did not start") from None
+            time.sleep(1)
+
+
+def test_simulated_8_gpu_cluster_runs_8_trials_at_once(tmp_path):
+    port = free_port()
+    # Ray >= 2.59 turns token authentication on for clusters it starts; a driver joining by address must opt in.
+    env = {**env_for(tmp_path), "RAY_AUTH_MODE": "token"}
+    head = _start_ray_head(port, env, "--num-cpus=8", "--num-gpus=8")
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert head.poll() is None and time.time() < deadline, "ray head did not start"
-                time.sleep(1)
         result = cli(
             "search",
             "erm",
@@ -344,31 +346,13 @@ def test_simulated_8_gpu_cluster_runs_8_trials_at_once(tmp_path):
     assert max(c.info.start_time for c in children) < min(c.info.end_time for c in children)
 
 
-def _start_ray(args, env):
-    """``ray start ... --block`` in its own process group, so killing the group stops exactly that node."""
-    return subprocess.Popen(
-        ["ray", "start", "--block", *args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-
-
 def test_trials_of_a_dead_node_resume_from_their_checkpoints_on_the_survivor(tmp_path):
     port = free_port()
     env = {**env_for(tmp_path), "RAY_AUTH_MODE": "token"}  # see the 8-GPU test
-    head = _start_ray(["--head", f"--port={port}", "--num-cpus=1", "--include-dashboard=false"], env)
+    head = _start_ray_head(port, env, "--num-cpus=1")
     second = None
+    deadline = time.time() + 180
     try:
-        deadline = time.time() + 180
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert head.poll() is None and time.time() < deadline, "ray head did not start"
-                time.sleep(1)
         second = _start_ray([f"--address=127.0.0.1:{port}", "--num-cpus=1"], env)
         while (
             "2.0 CPU"

@@ -200,10 +200,14 @@ class TuneRun:
         known = tune.get_checkpoint()  # what Tune's restored state holds: possibly older than ``path``
         tune_knows = known is not None and os.path.normpath(known.path) == os.path.normpath(os.path.dirname(path))
         tracking.set_tags(self.client, self.run_id, {"autoinv.resumed_at_epoch": str(newest + 1)})
+        logged: dict[str, set[int]] = {}  # one history query per metric name, not one per epoch
         for epoch, metrics in sorted(self.history.items()):
-            if epoch == newest and not tune_knows:
-                continue  # reported again below; the driver logs it unless MLflow has it
-            if metrics and epoch not in tracking.logged_steps(self.client, self.run_id, next(iter(metrics))):
+            if not metrics or (epoch == newest and not tune_knows):
+                continue  # the newest is reported again below; the driver logs it unless MLflow has it
+            key = next(iter(metrics))
+            if key not in logged:
+                logged[key] = tracking.logged_steps(self.client, self.run_id, key)
+            if epoch not in logged[key]:
                 tracking.log_epoch(self.client, self.run_id, epoch, metrics)
         if not tune_knows:  # bring Tune (ASHA, the outcome, the next checkpoint's base) up to the epoch resumed from
             with tempfile.TemporaryDirectory() as folder:
@@ -809,7 +813,8 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
         experiment_id = tracking.get_or_create_experiment(
             client, plan.experiment, artifact_root=os.path.join(os.getcwd(), "mlartifacts")
         )
-        context_tags = tracking.context_tags()
+        commit = tracking.git_commit()
+        context_tags = tracking.context_tags(commit)
         parent_id = tracking.create_parent_run(
             client,
             experiment_id,
@@ -820,7 +825,7 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
                 "autoinv.method": plan.method,
                 "autoinv.metric": plan.metric,
                 "autoinv.mode": plan.mode,
-                "autoinv.git_commit": tracking.git_commit(),
+                "autoinv.git_commit": commit,
                 "autoinv.storage": experiment_dir,
                 **{f"version.{k}": v for k, v in tracking.package_versions().items()},
             },

@@ -277,8 +277,7 @@ def finish_child(client: MlflowClient, run_id: str, outcome: str, epochs_done: i
         tags["autoinv.stopped_at_epoch"] = str(epochs_done)
     if error:
         tags["autoinv.error"] = error[:7000]
-    for key, value in tags.items():
-        client.set_tag(run_id, key, value)
+    set_tags(client, run_id, tags)
     status = {"completed": "FINISHED", "stopped_early": "KILLED", "failed": "FAILED"}[outcome]
     client.set_terminated(run_id, status=status)
 
@@ -397,8 +396,8 @@ def curves_figure(client: MlflowClient, runs: list[MlflowRun], metric: str, best
     return fig
 
 
-def context_tags() -> dict[str, str]:
-    """MLflow's own run-context tags (``mlflow.user``, ``mlflow.source.*``), with the git commit when there is one.
+def context_tags(commit: str) -> dict[str, str]:
+    """MLflow's own run-context tags (``mlflow.user``, ``mlflow.source.*``), with ``commit`` (from :func:`git_commit`).
 
     ``MlflowClient.create_run`` sets none of these (only the fluent API does), so the UI's User and Source columns
     stay empty without them.
@@ -406,7 +405,6 @@ def context_tags() -> dict[str, str]:
     from mlflow.tracking.context.registry import resolve_tags
 
     tags = dict(resolve_tags())
-    commit = git_commit()
     if commit != "unknown":
         tags.setdefault("mlflow.source.git.commit", commit.removesuffix("-dirty"))
     return tags

@@ -141,7 +141,7 @@ Order and units of the coefficients (see :func:`affine_from_lie`): translate x, 
 e^-s), shear (symmetric, as in Augerino)."""
 
 
-def affine_from_lie(params: Tensor) -> Tensor:
+def affine_from_lie(params: Tensor, generators: Tensor | None = None) -> Tensor:
     """Map Lie-algebra coefficients to affine maps: ``theta = expm(sum_i params_i G_i)[:2]``.
 
     The result is a sampling map for :func:`warp` (output -> input coordinates), so on a square image a positive
@@ -152,13 +152,14 @@ def affine_from_lie(params: Tensor) -> Tensor:
     Args:
         params: coefficients (B, 6) in the order of :data:`LIE_GENERATORS`: translate x, translate y, rotate
             (radians), scale (log), stretch (log aspect), shear.
+        generators: another basis (6, 3, 3) for the coefficients (default :data:`LIE_GENERATORS`).
 
     Returns:
         theta (B, 2, 3); exactly the identity for zero coefficients. Computed in at least float32 because
         ``matrix_exp`` has no half-precision kernels.
     """
     dtype = torch.promote_types(params.dtype, torch.float32)
-    generators = LIE_GENERATORS.to(params.device, dtype)
+    generators = (LIE_GENERATORS if generators is None else generators).to(params.device, dtype)
     algebra = (params.to(dtype)[:, :, None, None] * generators).sum(dim=1)  # (B, 3, 3)
     return torch.linalg.matrix_exp(algebra)[:, :2, :]
 

@@ -14,6 +14,12 @@ the settings of the slow claim test), then each sprite rotated to −90…90° a
 (``sprite_band_summary``: half-range, ideal 90°; corr of the mean sample with the input angle, ideal −1)::
 
     python benchmarks/bench_flowinv.py --range flowinv augerino instaaug --seeds 0 1 --epochs 30
+
+The multi-modal table (``--modes``, paper Fig. 4 bottom: where the samples land, ``mode_mass``) and the
+rotation-discovery table (``--discovery``, paper Fig. 7: median error to the nearest rotation, ``rotation_discovery``)::
+
+    python benchmarks/bench_flowinv.py --modes flowinv instaaug --seeds 0 1 --epochs 30
+    python benchmarks/bench_flowinv.py --discovery flowinv instaaug --seeds 0 1 --epochs 20
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import torch.nn.functional as F
 from timing import median_seconds
 
 from autoinv import loop
+from autoinv.data import load_dataset
 from autoinv.methods import flowinv
-from autoinv.methods.flowinv import augerino, instaaug, sprite_band_summary
+from autoinv.methods.flowinv import augerino, instaaug, mode_mass, rotation_discovery, sprite_band_summary
 from autoinv.methods.flowinv.baselines import AugerinoAugmenter, InstaAugmenter
 from autoinv.methods.flowinv.training import augmented_loss
 from autoinv.models import create_model
@@ -94,20 +101,81 @@ CLAIM_90 = {"dataset": "marioiggy:n_train=3000", "aug_type": "rotate", "batch_si
 """The ±90° setting of ``tests/methods/test_flowinv.py`` (defaults otherwise: target 0 nats, λ in [1e-3, 0.5])."""
 
 
+def _fit(name: str, fields: dict, seed: int, epochs: int) -> tuple[torch.nn.Module, dict]:
+    methods = {"flowinv": flowinv, "augerino": augerino, "instaaug": instaaug}
+    run = loop.MemoryRun()
+    final = methods[name].fit(methods[name].Config(**fields, epochs=epochs, seed=seed), run)
+    return flowinv.augmenter_from_payload(run.artifacts["augmenter"]), final
+
+
 def learned_ranges(names: list[str], seeds: list[int], epochs: int) -> None:
     """Train each method per seed on the ±90° setting and print its sprite band summary as a table row."""
-    methods = {"flowinv": flowinv, "augerino": augerino, "instaaug": instaaug}
     print(f"marioiggy ±90°, {epochs} epochs, {CLAIM_90}")
     print("| method | seed | half-range mario / iggy (°) | corr mario / iggy / both | val/acc |")
     print("|---|---|---|---|---|")
     for name in names:
         for seed in seeds:
-            run = loop.MemoryRun()
-            final = methods[name].fit(methods[name].Config(**CLAIM_90, epochs=epochs, seed=seed), run)
-            band = sprite_band_summary(flowinv.augmenter_from_payload(run.artifacts["augmenter"]))
+            augmenter, final = _fit(name, CLAIM_90, seed, epochs)
+            band = sprite_band_summary(augmenter)
             print(
                 f"| {name} | {seed} | {band['half_mario']:.1f} / {band['half_iggy']:.1f} | {band['corr_mario']:.2f} / "
                 f"{band['corr_iggy']:.2f} / {band['corr']:.2f} | {final['val/acc']:.3f} |",
+                flush=True,
+            )
+
+
+CLAIM_MODES = {
+    "dataset": "marioiggy:rot=30,modes=3,n_train=3000",
+    "aug_type": "rotate",
+    "batch_size": 64,
+    "aug_warmup_epochs": 5,
+    "aug_freeze_classifier": True,
+}
+"""The multi-modal setting (paper Fig. 4 bottom; the reference's script freezes the classifier too)."""
+
+CLAIM_DISCOVERY = {
+    "dataset": "marioiggy:n_train=3000",
+    "aug_type": "decoupled",
+    "batch_size": 64,
+    "aug_warmup_epochs": 5,
+    "aug_freeze_classifier": True,
+    "tta_samples": 0,
+}
+"""Rotation discovery (paper Fig. 7): the 6-D decoupled algebra against a classifier trained on rotations only."""
+
+FLOW_MODES = {"flow_base": "gmm", "flow_modes": 9, "flow_loc_std": 0.9}
+"""FlowInv's base for the multi-modal setting: a Gaussian mixture whose modes start spread over ±0.9 (±162°)."""
+
+
+def mode_table(names: list[str], seeds: list[int], epochs: int) -> None:
+    """Train each method per seed on multi-modal Mario-Iggy; print where its samples land (``mode_mass``)."""
+    print(f"marioiggy 3 modes (±30° each), {epochs} epochs, {CLAIM_MODES}; FlowInv {FLOW_MODES}")
+    print("| method | seed | mass in relative mode 0 / 1 / 2 | in any mode | val/acc |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        for seed in seeds:
+            augmenter, final = _fit(name, {**CLAIM_MODES, **(FLOW_MODES if name == "flowinv" else {})}, seed, epochs)
+            mass = mode_mass(augmenter)
+            print(
+                f"| {name} | {seed} | {' / '.join(f'{v:.2f}' for v in mass['mass'].tolist())} | "
+                f"{mass['mass_label']:.2f} | {final['val/acc']:.3f} |",
+                flush=True,
+            )
+
+
+def discovery_table(names: list[str], seeds: list[int], epochs: int) -> None:
+    """Train each method per seed on rotation discovery; print how close its samples are to rotations."""
+    print(f"rotation discovery, {epochs} epochs, {CLAIM_DISCOVERY}")
+    print("| method | seed | median error to nearest rotation | same marginals, mean-field | rotation half-range (°) |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        for seed in seeds:
+            augmenter, _ = _fit(name, CLAIM_DISCOVERY, seed, epochs)
+            probe = load_dataset(CLAIM_DISCOVERY["dataset"], seed=seed).x_val[:256]
+            found = rotation_discovery(augmenter, probe, samples=64)
+            print(
+                f"| {name} | {seed} | {found['error']:.3f} | {found['error_mean_field']:.3f} | "
+                f"{found['half_range_deg']:.1f} |",
                 flush=True,
             )
 
@@ -122,11 +190,19 @@ def main() -> None:
     parser.add_argument("--pose-width", type=int, default=16, help="width of the pose CNN (FlowInv, InstaAug)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--range", nargs="+", metavar="METHOD", help="learned-range table of these methods instead")
+    parser.add_argument("--modes", nargs="+", metavar="METHOD", help="multi-modal table of these methods instead")
+    parser.add_argument("--discovery", nargs="+", metavar="METHOD", help="rotation-discovery table instead")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
     if args.range:
         learned_ranges(args.range, args.seeds, args.epochs)
+        return
+    if args.modes:
+        mode_table(args.modes, args.seeds, args.epochs)
+        return
+    if args.discovery:
+        discovery_table(args.discovery, args.seeds, args.epochs)
         return
     torch.manual_seed(0)
     step_time(torch.device(args.device), args.model, args.batch, args.aug_type, args.pose_width, args.repeats)

@@ -4,6 +4,7 @@ from autoinv.methods.flowinv.baselines import AugerinoAugmenter as AugerinoAugme
 from autoinv.methods.flowinv.baselines import InstaAugmenter as InstaAugmenter
 from autoinv.methods.flowinv.baselines import WindowScheduler as WindowScheduler
 from autoinv.methods.flowinv.core import AUG_SLOTS as AUG_SLOTS
+from autoinv.methods.flowinv.core import DECOUPLED_GENERATORS as DECOUPLED_GENERATORS
 from autoinv.methods.flowinv.core import AugmenterError as AugmenterError
 from autoinv.methods.flowinv.core import ConditionalAffineCoupling as ConditionalAffineCoupling
 from autoinv.methods.flowinv.core import FlowAugmenter as FlowAugmenter
@@ -21,6 +22,7 @@ from autoinv.methods.flowinv.core import load_augmenter as load_augmenter
 from autoinv.methods.flowinv.core import mean_shift_align as mean_shift_align
 from autoinv.methods.flowinv.core import pid_step as pid_step
 from autoinv.methods.flowinv.core import rotation_degrees as rotation_degrees
+from autoinv.methods.flowinv.core import rotation_error as rotation_error
 from autoinv.methods.flowinv.core import select_plausible as select_plausible
 from autoinv.methods.flowinv.core import tanh_bound as tanh_bound
 from autoinv.methods.flowinv.core import tta_logits as tta_logits
@@ -29,8 +31,10 @@ from autoinv.methods.flowinv.fit import Config as Config
 from autoinv.methods.flowinv.fit import build_augmenter as build_augmenter
 from autoinv.methods.flowinv.fit import fit as fit
 from autoinv.methods.flowinv.fit import preflight as preflight
+from autoinv.methods.flowinv.training import mode_mass as mode_mass
 from autoinv.methods.flowinv.training import range_summary as range_summary
 from autoinv.methods.flowinv.training import rotation_band as rotation_band
+from autoinv.methods.flowinv.training import rotation_discovery as rotation_discovery
 from autoinv.methods.flowinv.training import sprite_band_summary as sprite_band_summary
 
 __all__ = [
@@ -40,6 +44,7 @@ __all__ = [
     "preflight",
     "build_augmenter",
     "AUG_SLOTS",
+    "DECOUPLED_GENERATORS",
     "AugmenterError",
     "FlowAugmenter",
     "PoseNet",
@@ -55,6 +60,7 @@ __all__ = [
     "lie_params",
     "apply_params",
     "rotation_degrees",
+    "rotation_error",
     "tanh_bound",
     "gumbel_softmax",
     "select_plausible",
@@ -65,5 +71,7 @@ __all__ = [
     "load_augmenter",
     "range_summary",
     "rotation_band",
+    "mode_mass",
+    "rotation_discovery",
     "sprite_band_summary",
 ]

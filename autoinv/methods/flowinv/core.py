@@ -41,6 +41,9 @@ __all__ = [
     "lie_params",
     "apply_params",
     "rotation_degrees",
+    "rotation_error",
+    "generators",
+    "DECOUPLED_GENERATORS",
     "tanh_bound",
     "gumbel_softmax",
     "PoseNet",
@@ -65,8 +68,15 @@ AUG_SLOTS: dict[str, tuple[int, ...]] = {
     "rotate_translate": (0, 1, 2),
     "full": (0, 1, 2, 3, 4, 5),
     "crop": (0, 1, 3, 4),
+    "decoupled": (0, 1, 2, 3, 4, 5),
 }
-"""aug_type → which of ``augment.LIE_GENERATORS`` (tx, ty, rotate, scale, stretch, shear) its coefficients fill."""
+"""aug_type → which of ``augment.LIE_GENERATORS`` (tx, ty, rotate, scale, stretch, shear) its coefficients fill;
+``decoupled`` fills the six entries of :data:`DECOUPLED_GENERATORS` instead."""
+
+DECOUPLED_GENERATORS = torch.zeros(6, 3, 3)
+DECOUPLED_GENERATORS[[0, 1, 2, 3, 4, 5], [0, 0, 0, 1, 1, 1], [0, 1, 2, 0, 1, 2]] = 1.0
+"""The paper's T_Decoupled (eq. 13, rotation discovery): one coefficient per entry of the 2×3 algebra
+``[[a, b, c], [d, e, f]]``, row-major. It is a rotation when a = e = 0 and b = −d; nothing in the basis says so."""
 
 AUGMENTER_FORMAT = "autoinv.flowinv.augmenter/1"
 """Tag stored in a saved augmenter so :func:`load_augmenter` tells it from any other ``.pt`` file."""
@@ -95,20 +105,49 @@ def lie_params(w: Tensor, aug_type: str, trans_scale: float = 0.1) -> Tensor:
         Coefficients (N, 6); the slots the aug_type does not use are zero.
     """
     slots = AUG_SLOTS[aug_type]
-    units = torch.tensor([trans_scale, trans_scale, math.pi, 1.0, 1.0, 1.0], device=w.device, dtype=w.dtype)
+    # decoupled: entries as is (the reference's ROTGEN has no π), the translation column times trans_scale
+    scales = [1.0, 1.0, trans_scale, 1.0, 1.0, trans_scale] if aug_type == "decoupled" else None
+    units = torch.tensor(scales or [trans_scale, trans_scale, math.pi, 1.0, 1.0, 1.0], device=w.device, dtype=w.dtype)
     out = w.new_zeros(len(w), 6)
     out[:, list(slots)] = w.clamp(-1.0, 1.0)
     return out * units
 
 
+def generators(aug_type: str) -> Tensor:
+    """The basis (6, 3, 3) that :func:`lie_params`' coefficients of ``aug_type`` multiply."""
+    return DECOUPLED_GENERATORS if aug_type == "decoupled" else augment.LIE_GENERATORS
+
+
 def apply_params(x: Tensor, w: Tensor, aug_type: str, trans_scale: float = 0.1) -> Tensor:
     """Warp images (N, C, H, W) in [0, 1] by flow samples w (N, d); differentiable in both."""
-    return augment.warp(x, augment.affine_from_lie(lie_params(w, aug_type, trans_scale)))
+    theta = augment.affine_from_lie(lie_params(w, aug_type, trans_scale), generators(aug_type))
+    return augment.warp(x, theta)
+
+
+def rotation_error(w: Tensor, aug_type: str = "decoupled") -> Tensor:
+    """How far each sample's linear part is from a rotation (paper Fig. 7a): ``‖M − R‖_F / ‖R‖_F``.
+
+    Args:
+        w: flow samples (N, d).
+        aug_type: a key of :data:`AUG_SLOTS`.
+
+    Returns:
+        (N,): M is the 2×2 linear part of the sample's affine map, R the rotation nearest to it in Frobenius norm
+        (the orthogonal polar factor, its determinant forced to +1); 0 for exact rotations.
+    """
+    m = augment.affine_from_lie(lie_params(w, aug_type), generators(aug_type))[:, :, :2]
+    u, _, vh = torch.linalg.svd(m)
+    flip = torch.ones_like(m[:, 0])
+    flip[:, 1] = torch.linalg.det(u @ vh).sign()
+    r = u @ torch.diag_embed(flip) @ vh
+    return torch.linalg.matrix_norm(m - r) / math.sqrt(2.0)
 
 
 def rotation_degrees(w: Tensor, aug_type: str) -> Tensor:
     """The rotation (degrees) that flow samples w (..., d) apply; zeros when the aug_type has no rotation."""
     slots = AUG_SLOTS[aug_type]
+    if aug_type == "decoupled":  # the algebra's antisymmetric part: b = −r, d = r (radians)
+        return (w[..., 3].clamp(-1, 1) - w[..., 1].clamp(-1, 1)) / 2 * (180.0 / math.pi)
     if 2 not in slots:
         return w.new_zeros(w.shape[:-1])
     return w[..., slots.index(2)].clamp(-1, 1) * 180.0
@@ -532,7 +571,7 @@ def mean_shift_align(
         w, _ = augmenter.sample(current, samples, generator)
         coefficients = lie_params(w, augmenter.aug_type, augmenter.trans_scale).view(samples, len(x), 6).mean(0)
         total = total + step_size * coefficients
-        current = augment.warp(x, augment.affine_from_lie(total))
+        current = augment.warp(x, augment.affine_from_lie(total, generators(augmenter.aug_type)))
     return current, total
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoinv import loop
+from autoinv import augment, loop
 from autoinv.config import BaseConfig, _check
 from autoinv.data import Dataset, load_dataset, marioiggy_sprites, to_float
 from autoinv.methods.flowinv import figures
@@ -31,6 +31,7 @@ from autoinv.methods.flowinv.core import (
     mean_shift_align,
     pid_step,
     rotation_degrees,
+    rotation_error,
     tta_logits,
 )
 from autoinv.models import create_model
@@ -47,6 +48,8 @@ __all__ = [
     "rotation_band",
     "sprite_band_summary",
     "range_summary",
+    "mode_mass",
+    "rotation_discovery",
 ]
 
 
@@ -77,6 +80,10 @@ class AugConfig(BaseConfig):
     """Epochs of plain training before augmenting (and before the entropy controller starts)."""
     aug_lr: float = 0.0
     """Learning rate of the augmenter (0 = ``lr``)."""
+    aug_freeze_classifier: bool = False
+    """After the warm-up, only the augmenter trains, against the classifier the warm-up trained (in eval mode), as
+    the reference's multi-modal and rotation-discovery scripts; ignored with ``augmenter_from`` (then the classifier
+    is what trains)."""
     tta_samples: int = 10
     """Augmented views per image in test-time averaging (``val/acc_tta``, ``test/acc_tta``); 0 = off."""
     tta_pool: int = 300
@@ -263,6 +270,9 @@ def train_augmented(
         if progress["epoch"] < cfg.aug_warmup_epochs:
             logits = model(loop.standardize(xf))
             return F.cross_entropy(logits, y), {"train/acc": (logits.argmax(1) == y).float().mean().item()}
+        if cfg.aug_freeze_classifier and not frozen:  # the loop sets train mode each epoch; the warm-up's f is kept
+            model.eval()
+            model.requires_grad_(False)
         lam = 0.0 if frozen else controller.lam
         loss, ce_aug, aug_logits, log_q = augmented_loss(cfg, model, augmenter, xf, y, generator, lam, frozen=frozen)
         entropy = -log_q.mean().item()
@@ -359,8 +369,6 @@ def rotation_band(
     Returns:
         (A, 3): the 1st, 50th and 99th percentile of the sampled rotation (degrees), and in column 3 the mean: (A, 4).
     """
-    from autoinv import augment
-
     lie = probe.new_zeros(len(angles), 6)
     lie[:, 2] = torch.deg2rad(angles.to(probe))
     inputs = augment.warp(probe.expand(len(angles), *probe.shape), augment.affine_from_lie(lie))
@@ -393,6 +401,72 @@ def sprite_band_summary(augmenter: nn.Module, samples: int = 200, seed: int = 0)
     return out
 
 
+@torch.no_grad()
+def mode_mass(augmenter: nn.Module, modes: int = 3, rot: float = 30.0, samples: int = 200, seed: int = 0) -> dict:
+    """The multi-modal Mario-Iggy claim in numbers: where the sampled rotations put each upright sprite.
+
+    Each sprite is rotated to 7 angles within ``±rot`` of each of the ``modes`` upright orientations (0°, 360°/M, …).
+    A sample lands in relative mode k when the input's angle plus the sampled rotation lies within ``rot`` of the
+    orientation k·360°/M away from the input's own mode (there the label is unchanged; between the modes lie the
+    upside-down class's orientations). Relative mode 0 keeps the input in its mode; 1 … M−1 move it to the others.
+
+    Returns:
+        ``mass`` (M,): the fraction of all samples (both sprites, all inputs) in each relative mode; ``mass_min``, the
+        smallest (the claim: ≥ 0.15 each, ideal 1/M); ``mass_label``, the fraction in any mode (ideal 1).
+    """
+    centres = torch.arange(modes) * 360.0 / modes
+    own = centres.repeat_interleave(7)  # each input's own mode
+    angles = own + torch.linspace(-rot, rot, 7).repeat(modes)
+    mass = torch.zeros(modes)
+    for probe in marioiggy_sprites():
+        band_angles = angles.to(probe)
+        lie = probe.new_zeros(len(band_angles), 6)
+        lie[:, 2] = torch.deg2rad(band_angles)
+        inputs = augment.warp(probe.expand(len(band_angles), *probe.shape), augment.affine_from_lie(lie))
+        generator = torch.Generator(device=probe.device).manual_seed(seed)
+        w, _ = augmenter.sample(inputs, samples, generator)
+        landed = band_angles + rotation_degrees(w, augmenter.aug_type).view(samples, len(band_angles))
+        relative = landed - own.to(probe)
+        offset = torch.remainder(relative[..., None] - centres.to(probe) + 180.0, 360.0) - 180.0  # (S, A, M)
+        mass += (offset.abs() <= rot).float().mean((0, 1)).cpu() / 2
+    return {"mass": mass, "mass_min": mass.min().item(), "mass_label": mass.sum().item()}
+
+
+@torch.no_grad()
+def rotation_discovery(augmenter: nn.Module, x: torch.Tensor, samples: int = 64, seed: int = 0) -> dict[str, Any]:
+    """The rotation-discovery claim in numbers (paper Fig. 7): how close decoupled samples are to rotations.
+
+    Besides the median relative error to the nearest rotation (``core.rotation_error``) it gives the error of the same
+    samples with each coordinate shuffled independently among each image's samples: a mean-field distribution with
+    the same per-image marginals (what InstaAug can represent at best). A flow that learned the joint constraint
+    b = −d has ``error`` well below ``error_mean_field``; a mean-field augmenter has them equal.
+
+    Args:
+        augmenter: any learned augmenter with ``aug_type="decoupled"``.
+        x: uint8 or [0, 1] images (N, C, H, W).
+        samples: samples per image.
+        seed: seed of the draws and the shuffle.
+
+    Returns:
+        ``error`` and ``error_mean_field`` (medians over all samples), ``half_range_deg`` (median over images of half
+        the 1st–99th percentile span of the rotation part, ``rotation_degrees``) and ``w`` (samples·N, 6).
+    """
+    xf = to_float(x) if x.dtype == torch.uint8 else x
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    w, _ = augmenter.sample(xf, samples, generator)
+    per_image = w.view(samples, len(xf), -1)
+    order = torch.rand(per_image.shape, generator=generator, device=x.device).argsort(0)
+    shuffled = per_image.gather(0, order).view_as(w)
+    angle = rotation_degrees(w, augmenter.aug_type).view(samples, len(xf))
+    low, high = torch.quantile(angle, torch.tensor([0.01, 0.99], device=x.device), dim=0)
+    return {
+        "error": rotation_error(w, augmenter.aug_type).median().item(),
+        "error_mean_field": rotation_error(shuffled, augmenter.aug_type).median().item(),
+        "half_range_deg": ((high - low) / 2).median().item(),
+        "w": w,
+    }
+
+
 def _epoch_metrics(
     cfg: AugConfig, model: nn.Module, augmenter: nn.Module, data: Dataset, controller: Controller, epoch: int
 ) -> dict[str, float]:
@@ -404,6 +478,10 @@ def _epoch_metrics(
         "aug/lambda": controller.lam,
         "aug/half_range_deg": summary["half_range"].median().item(),
     }
+    if cfg.aug_type == "decoupled":
+        found = rotation_discovery(augmenter, data.x_val[:256], samples=32, seed=cfg.seed)
+        metrics["aug/rotation_error"] = found["error"]
+        metrics["aug/rotation_error_mean_field"] = found["error_mean_field"]
     if cfg.tta_samples:
         metrics["val/acc_tta"] = _tta_accuracy(cfg, model, augmenter, data.x_val, data.y_val)
         if cfg.eval_test and epoch == cfg.epochs - 1:
@@ -432,6 +510,10 @@ def _pictures(cfg: AugConfig, run: loop.Run, augmenter: nn.Module, data: Dataset
         summary = range_summary(augmenter, data.x_val[:256], data.y_val[:256], samples=32, seed=cfg.seed)
         per_class = [summary["half_range"][data.y_val[:256] == k].median().item() for k in range(data.num_classes)]
         run.figure("aug/class_range", figures.class_range_figure(per_class), epoch)
+    if augmenter.aug_type == "decoupled":
+        found = rotation_discovery(augmenter, data.x_val[:64], samples=16, seed=cfg.seed)
+        errors = rotation_error(found["w"], augmenter.aug_type)
+        run.figure("aug/rotation_discovery", figures.rotation_scatter_figure(found["w"], errors), epoch)
     if history:
         run.figure("aug/control", figures.control_figure(history), epoch)
     if epoch == cfg.epochs - 1 and hasattr(augmenter, "embed"):

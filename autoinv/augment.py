@@ -23,11 +23,12 @@ import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-import kornia
 import torch
 import torch.nn.functional as F
-import torchvision.transforms.v2.functional as TF
 from torch import Tensor
+
+# kornia and torchvision are imported where used: together they take over a second to import, and the CLIs import
+# this module to answer --help and --dry-run at once (issue 12).
 
 __all__ = [
     "AUTO_OPS",
@@ -302,14 +303,20 @@ def _brightness(x: Tensor, m: Tensor) -> Tensor:
 
 
 def _color(x: Tensor, m: Tensor) -> Tensor:
+    import kornia
+
     return _on_unit_range(kornia.enhance.adjust_saturation_with_gray_subtraction, x, 1 + m)
 
 
 def _contrast(x: Tensor, m: Tensor) -> Tensor:
+    import kornia
+
     return _on_unit_range(kornia.enhance.adjust_contrast_with_mean_subtraction, x, 1 + m)
 
 
 def _sharpness(x: Tensor, m: Tensor) -> Tensor:
+    import kornia
+
     return _on_unit_range(kornia.enhance.sharpness, x, 1 + m)
 
 
@@ -321,6 +328,13 @@ def _posterize(x: Tensor, m: Tensor) -> Tensor:
 
 def _solarize(x: Tensor, m: Tensor) -> Tensor:
     return torch.where(x >= m.view(-1, 1, 1, 1), 255 - x, x)
+
+
+def _tv_functional():
+    """The v2 functional ops of torchvision, imported on first use."""
+    import torchvision.transforms.v2.functional
+
+    return torchvision.transforms.v2.functional
 
 
 _OP_FNS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
@@ -337,9 +351,9 @@ _OP_FNS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "posterize": _posterize,
     "solarize": _solarize,
     # Magnitude-free ops: torchvision's kernels are already batched over uint8 images.
-    "autocontrast": lambda x, m: TF.autocontrast(x),
-    "equalize": lambda x, m: TF.equalize(x),
-    "invert": lambda x, m: TF.invert(x),
+    "autocontrast": lambda x, m: _tv_functional().autocontrast(x),
+    "equalize": lambda x, m: _tv_functional().equalize(x),
+    "invert": lambda x, m: _tv_functional().invert(x),
 }
 
 AUTO_OPS = tuple(_OP_FNS)
@@ -817,6 +831,8 @@ def adjust_color(
     Returns:
         Float images (B, C, H, W) in [0, 1]; ``x`` up to float rounding at the neutral factors.
     """
+    import kornia
+
     x = _scale_brightness(x, brightness)
     x = kornia.enhance.adjust_contrast_with_mean_subtraction(x, _per_sample(contrast, x))
     if x.shape[1] == 3:
@@ -842,6 +858,8 @@ def gaussian_blur(x: Tensor, sigma: Tensor | float, kernel_size: int | None = No
     if kernel_size is None:
         kernel_size = 2 * math.ceil(3 * float(sigma.detach().max())) + 1
     kernel_size = min(kernel_size, 2 * min(x.shape[-2:]) - 1)  # reflection padding needs kernel_size // 2 < side
+    import kornia
+
     return kornia.filters.gaussian_blur2d(x, kernel_size, torch.stack([sigma, sigma], dim=-1), border_type="reflect")
 
 

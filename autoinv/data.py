@@ -34,11 +34,7 @@ from typing import NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-import torchvision
-from mnist1d.data import get_dataset_args
-from mnist1d.data import make_dataset as make_mnist1d
 from PIL import Image
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
 __all__ = [
     "DATASETS",
@@ -166,6 +162,9 @@ def _mnist1d(root: Path, download: bool, seed: int) -> _Arrays:
     """MNIST-1D with the package's default arguments (its own seed 42): 4000 train / 1000 test signals of length 40."""
 
     def generate() -> dict[str, np.ndarray]:
+        from mnist1d.data import get_dataset_args
+        from mnist1d.data import make_dataset as make_mnist1d
+
         # make_dataset seeds the global numpy and random generators; restore them so trial seeding is untouched.
         np_state, py_state = np.random.get_state(), random.getstate()
         try:
@@ -393,6 +392,8 @@ def _marioiggy(
 
 def _torchvision(cls_name: str, root: Path, download: bool, seed: int) -> _Arrays:
     """Load a torchvision dataset class (downloading into ``root`` if allowed) into uint8 tensors."""
+    import torchvision
+
     cls = getattr(torchvision.datasets, cls_name)
     splits = [{"split": "train"}, {"split": "test"}] if cls_name == "SVHN" else [{"train": True}, {"train": False}]
     try:
@@ -425,6 +426,8 @@ def _tinyimagenet(root: Path, download: bool, seed: int) -> _Arrays:
 
     def read() -> dict[str, np.ndarray]:
         if not folder.is_dir() and not archive.is_file() and download:
+            import torchvision
+
             try:
                 torchvision.datasets.utils.download_url(_TINYIMAGENET_URL, str(root))
             except (RuntimeError, OSError) as e:
@@ -653,6 +656,8 @@ def _load_folder(path: Path, seed: int) -> _Arrays:
     """``folder:PATH``: ImageFolder layout, optionally split into ``train/`` and ``test/`` (else 20 % held out)."""
     if not path.is_dir():
         raise DatasetError(f"folder '{path}' does not exist; pass folder:PATH with one subfolder of images per class")
+    from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
     train_dir = path / "train" if (path / "train").is_dir() else path
     try:
         _, class_to_idx = find_classes(str(train_dir))

@@ -18,7 +18,6 @@ import urllib.error
 from collections.abc import Callable
 
 import torch
-import torchvision
 from torch import nn
 
 __all__ = ["MODELS", "ModelError", "PooledNet", "cam_parts", "create_model", "list_models"]
@@ -310,6 +309,8 @@ def create_model(name: str, num_classes: int, in_shape: tuple[int, ...], pretrai
 
 def _torchvision_model(name: str, num_classes: int, in_shape: tuple[int, ...], pretrained: bool) -> nn.Module:
     """A torchvision classifier with ``num_classes`` outputs and a first convolution for ``in_shape[0]`` channels."""
+    import torchvision  # here, not at the top: it takes a second to import and few runs need it
+
     if name not in torchvision.models.list_models(module=torchvision.models):
         raise ModelError(
             f"unknown torchvision model '{name}'; see torchvision.models.list_models(torchvision.models) for names"

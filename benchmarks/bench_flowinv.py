@@ -135,16 +135,24 @@ CLAIM_MODES = {
 
 CLAIM_DISCOVERY = {
     "dataset": "marioiggy:n_train=3000",
+    "model": "mlp",
     "aug_type": "decoupled",
     "batch_size": 64,
     "aug_warmup_epochs": 5,
     "aug_freeze_classifier": True,
     "tta_samples": 0,
 }
-"""Rotation discovery (paper Fig. 7): the 6-D decoupled algebra against a classifier trained on rotations only."""
+"""Rotation discovery (paper Fig. 7): the 6-D decoupled algebra against a pixel MLP trained on rotations only, then
+frozen (the reference's rotgen script: a frozen MLP, a fixed λ)."""
 
-FLOW_MODES = {"flow_base": "gmm", "flow_modes": 9, "flow_loc_std": 0.9}
-"""FlowInv's base for the multi-modal setting: a Gaussian mixture whose modes start spread over ±0.9 (±162°)."""
+FIXED_LAMBDA = {
+    "flowinv": {"pid_lambda_min": 0.01, "pid_lambda_max": 0.01},
+    "instaaug": {"insta_weight": 0.01, "insta_entropy_min": -100.0, "insta_entropy_max": 100.0},
+}
+"""The same fixed λ = 0.01 for both (InstaAug's window made so wide that its scheduler never moves λ)."""
+
+FLOW_MODES = {"flow_base": "gmm", "flow_modes": 30, "flow_loc_std": 1.0, "flow_gumbel_hard": True}
+"""FlowInv's base for the multi-modal setting: 30 Gaussian modes spread over ±1 at the start, one drawn per sample."""
 
 
 def mode_table(names: list[str], seeds: list[int], epochs: int) -> None:
@@ -170,7 +178,7 @@ def discovery_table(names: list[str], seeds: list[int], epochs: int) -> None:
     print("|---|---|---|---|---|")
     for name in names:
         for seed in seeds:
-            augmenter, _ = _fit(name, CLAIM_DISCOVERY, seed, epochs)
+            augmenter, _ = _fit(name, {**CLAIM_DISCOVERY, **FIXED_LAMBDA.get(name, {})}, seed, epochs)
             probe = load_dataset(CLAIM_DISCOVERY["dataset"], seed=seed).x_val[:256]
             found = rotation_discovery(augmenter, probe, samples=64)
             print(

@@ -216,6 +216,19 @@ def test_cli_answers_help_list_and_argument_errors_without_heavy_imports(tmp_pat
     assert done.stdout.strip() == "", f"parsing and checking arguments imported {done.stdout.strip()}"
 
 
+def test_dry_run_imports_torch_but_none_of_the_packages_training_needs(tmp_path):
+    """Issue 12 item 1: --dry-run builds and checks Configs and the data (torch), never Ray, MLflow or torchvision."""
+    code = textwrap.dedent("""
+        import contextlib, io, sys
+        from autoinv import search
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert search.main(["erm", "--quick", "--dry-run"]) == 0
+        print(" ".join(name for name in ("ray", "mlflow", "torchvision", "kornia", "mnist1d") if name in sys.modules))
+    """)
+    done = run_python(code, cwd=tmp_path)
+    assert done.stdout.strip() == "", f"--dry-run imported {done.stdout.strip()}"
+
+
 def test_search_files_that_do_not_import_or_lack_space(work, tmp_path):
     broken = tmp_path / "broken.py"
     broken.write_text("METHOD = 'erm'\nthis is not python\n")

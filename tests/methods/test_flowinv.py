@@ -423,7 +423,7 @@ def test_flowinv_learns_the_90_degree_range_shifted_by_the_input_and_augerino_a_
 # as bench_flowinv --modes: the classifier trains 5 epochs on the plain images, then only the augmenter trains
 CLAIM_MODES = {"dataset": "marioiggy:rot=30,modes=3,n_train=3000", "aug_type": "rotate", "batch_size": 64}
 CLAIM_MODES.update(aug_warmup_epochs=5, aug_freeze_classifier=True, epochs=30)
-FLOW_MODES = {"flow_base": "gmm", "flow_modes": 30, "flow_loc_std": 1.0, "flow_gumbel_hard": True}
+FLOW_MODES = {"flow_base": "gmm", "flow_modes": 30, "flow_loc_std": 1.0, "flow_gumbel_hard": True, "pose_width": 16}
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ class Config(AugConfig):
     """Initial width (uniform) or σ (gmm) of the base."""
     flow_loc_std: float = 0.5
     """Initial spread of the gmm's mode locations, U(−s, s); the uniform base starts centred."""
-    pose_width: int = 16
+    pose_width: int = 8
     """Width c of the pose-embedding CNN (c, 2c, 4c, 8c; reference code 8, paper 32–256)."""
     pose_dim: int = 32
     """Size of the pose embedding e."""

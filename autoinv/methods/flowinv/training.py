@@ -386,18 +386,24 @@ def sprite_band_summary(augmenter: nn.Module, samples: int = 200, seed: int = 0)
     Returns:
         Per sprite (``mario``, ``iggy``): ``half_<sprite>``, the median over input angles of half the 1st–99th
         percentile span (degrees; ideal 90), and ``corr_<sprite>``, the correlation of the mean sampled angle with
-        the input angle (ideal −1: the distribution shifts back by the input's rotation); ``half`` (the smaller) and
-        ``corr`` (over both sprites' inputs).
+        the input angle over the inner angles −80…80° (ideal −1: the distribution shifts back by the input's
+        rotation); ``half`` (the smaller), ``corr`` (over both sprites' inner inputs) and ``corr_all`` (over all 19).
+        At exactly ±90° the upright sprite turned by 90° is pixel for pixel the upside-down one turned by −90°, whose
+        ideal shift is the opposite, so no augmenter can be right there for both classes; ``corr`` leaves these two
+        angles out.
     """
     angles = torch.linspace(-90, 90, 19)
+    inner = angles.abs() < 90
     out, means = {}, []
     for name, probe in zip(("mario", "iggy"), marioiggy_sprites()):
         band = rotation_band(augmenter, probe, angles, samples, seed)
         out[f"half_{name}"] = ((band[:, 2] - band[:, 0]) / 2).median().item()
-        out[f"corr_{name}"] = torch.corrcoef(torch.stack([band[:, 3], angles]))[0, 1].item()
+        out[f"corr_{name}"] = torch.corrcoef(torch.stack([band[inner, 3], angles[inner]]))[0, 1].item()
         means.append(band[:, 3])
     out["half"] = min(out["half_mario"], out["half_iggy"])
-    out["corr"] = torch.corrcoef(torch.stack([torch.cat(means), angles.repeat(2)]))[0, 1].item()
+    out["corr"] = torch.corrcoef(torch.stack([torch.cat([m[inner] for m in means]), angles[inner].repeat(2)]))[0, 1]
+    out["corr"] = out["corr"].item()
+    out["corr_all"] = torch.corrcoef(torch.stack([torch.cat(means), angles.repeat(2)]))[0, 1].item()
     return out
 
 

@@ -23,7 +23,6 @@ from torch import nn
 from autoinv import augment
 from autoinv.config import BaseConfig
 from autoinv.data import Dataset, load_dataset, to_float
-from autoinv.figures import batch_figure
 
 __all__ = [
     "Run",
@@ -325,6 +324,8 @@ def train_classifier(
                     x = augment.augment_batch(x, cfg.augment, generator=aug_generator)
             if step == 0 and epoch in (start_epoch, cfg.epochs - 1):
                 title = f"training batch after augment={cfg.augment}, epoch {epoch + 1}"
+                from autoinv.figures import batch_figure  # matplotlib only where a picture is drawn (CLI start-up)
+
                 run.figure("augmented_samples", batch_figure(x, y, title), epoch)
             with autocast(device, cfg.amp):
                 loss, logs = loss_fn(model, x, y, aug_generator)

@@ -1071,5 +1071,19 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _exit(code: int) -> None:
+    """Leave the process with ``code``; without the interpreter's teardown when nothing was started.
+
+    Tearing torch down takes ~0.5 s on 2 cores, a third of a ``--dry-run``. When neither Ray nor MLflow was imported
+    (help, dry runs, argument errors) there is no worker, thread or run to close, so after flushing the output the
+    process ends at once.
+    """
+    if "ray" in sys.modules or "mlflow" in sys.modules:
+        sys.exit(code)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit(main())

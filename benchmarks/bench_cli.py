@@ -2,7 +2,8 @@
 
 Each command runs as a fresh process in an empty folder, as a user would type it; the table gives the median
 wall time over ``--repeats`` runs and the exit status. ``--dry-run`` of a built-in search imports torch (it
-builds and checks the method's Config), so it is timed but has its own row.
+builds and checks the method's Config and loads the data), so it takes longer than the rest; one row per mission
+method and ERM.
 
 Example:
     python benchmarks/bench_cli.py --repeats 3
@@ -25,6 +26,10 @@ COMMANDS = [
     ("export", "nosuch"),
     ("train", "nosuch.yaml"),
     ("search", "erm", "--quick", "--dry-run"),
+    ("search", "transformmix", "--quick", "--dry-run"),
+    ("search", "orbit", "--quick", "--dry-run"),
+    ("search", "flowinv", "--quick", "--dry-run"),
+    ("search", "transinv", "--quick", "--dry-run"),
 ]
 
 

@@ -411,9 +411,9 @@ def test_flowinv_learns_the_90_degree_range_shifted_by_the_input_and_augerino_a_
     band = fi.sprite_band_summary(fi.augmenter_from_payload(run.artifacts["augmenter"]))
     half, corr = band["half"], band["corr"]
     assert half >= 70.0, f"FlowInv's learned half-range {half:.1f}° (ideal 90°)"
-    # The paper's figure reads as corr ≈ −1; at this budget (≈ 1 100 steps, the paper's ~23 000) we measured −0.70 to
-    # −0.87 per sprite over two seeds, so the test asks −0.6: the shift is learned, not yet to the issue's −0.8.
-    assert corr <= -0.6, f"the sampled mean angle does not track minus the input angle: corr {corr:.2f}"
+    # Over the inner angles −80…80° (at ±90° the two classes' images coincide; see sprite_band_summary) we measured
+    # corr −0.99 or lower per sprite (method card); the issue asks −0.8.
+    assert corr <= -0.8, f"the sampled mean angle does not track minus the input angle: corr {corr:.2f}"
     shared = loop.MemoryRun(cache_dir=cache_dir)
     augerino.fit(augerino.Config(**CLAIM_90, epochs=30), shared)
     shared_half = fi.sprite_band_summary(fi.augmenter_from_payload(shared.artifacts["augmenter"]))["half"]

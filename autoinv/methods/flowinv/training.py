@@ -20,7 +20,6 @@ from torch import nn
 from autoinv import augment, loop
 from autoinv.config import BaseConfig, _check
 from autoinv.data import Dataset, load_dataset, marioiggy_sprites, to_float
-from autoinv.methods.flowinv import figures
 from autoinv.methods.flowinv.core import (
     AUG_SLOTS,
     AugmenterError,
@@ -498,6 +497,8 @@ def _epoch_metrics(
 
 @torch.no_grad()
 def _pictures(cfg: AugConfig, run: loop.Run, augmenter: nn.Module, data: Dataset, history: list, epoch: int) -> None:
+    from autoinv.methods.flowinv import figures  # matplotlib only where pictures are drawn (the CLIs start faster)
+
     augmenter.eval()
     device = data.x_val.device
     generator = torch.Generator(device=device).manual_seed(cfg.seed + 6)

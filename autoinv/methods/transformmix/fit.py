@@ -33,7 +33,6 @@ from autoinv.methods.transformmix.core import (
     transformmix_batch,
     warp_stack,
 )
-from autoinv.methods.transformmix.figures import mix_grid_figure, search_stage_figure
 from autoinv.methods.transformmix.saliency import (
     CamBatches,
     base_augment,
@@ -144,6 +143,8 @@ def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
             mixer = transferred.to(device)
         else:
             mixer, history = search_mixer(cfg, teacher, data, cams)
+            from autoinv.methods.transformmix.figures import search_stage_figure  # matplotlib where it draws
+
             run.figure("mix/search", search_stage_figure(history), 0)
         mixer.eval().requires_grad_(False)
         summary = _summarise(cfg, teacher, mixer, data)
@@ -269,6 +270,8 @@ def _summarise(cfg: Config, teacher: nn.Module, mixer: Mixer, data: Dataset) -> 
 @torch.no_grad()
 def _grid(cfg: Config, teacher: nn.Module, mixer: Mixer, data: Dataset, n: int = 8) -> Any:
     """The Figure 3/8 grid for the first validation images, mixed with the next ones (not curated)."""
+    from autoinv.methods.transformmix.figures import mix_grid_figure  # matplotlib only where it draws
+
     k, device = mixer.k, data.x_val.device
     n = min(n, len(data.x_val) // k)
     rows = torch.arange(n * k, device=device).view(k, n)  # sample j mixes with j + n (and j + 2n, ...)

@@ -28,7 +28,6 @@ from autoinv.methods.transinv.common import (
     init_from_teacher,
     robust_teacher_spec,
 )
-from autoinv.methods.transinv.figures import history_figure, p_figure, primitive_grid_figure
 from autoinv.methods.transinv.primitives import get_primitive
 from autoinv.models import create_model
 from autoinv.teachers import TeacherSpec, load_or_train
@@ -337,6 +336,9 @@ class MinMax:
 
 
 def _figures(cfg: Config, run: loop.Run, minmax: MinMax, data: Dataset, epoch: int) -> None:
+    # matplotlib only where pictures are drawn (the CLIs start faster)
+    from autoinv.methods.transinv.figures import history_figure, p_figure, primitive_grid_figure
+
     x = to_float(data.x_val[:6])
     gen = torch.Generator(device=x.device).manual_seed(cfg.seed)
     for k, aug in enumerate(minmax.augmenters.augmenters):

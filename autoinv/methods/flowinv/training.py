@@ -368,14 +368,22 @@ def rotation_band(
     Returns:
         (A, 3): the 1st, 50th and 99th percentile of the sampled rotation (degrees), and in column 3 the mean: (A, 4).
     """
-    lie = probe.new_zeros(len(angles), 6)
-    lie[:, 2] = torch.deg2rad(angles.to(probe))
-    inputs = augment.warp(probe.expand(len(angles), *probe.shape), augment.affine_from_lie(lie))
     generator = torch.Generator(device=probe.device).manual_seed(seed)
-    w, _ = augmenter.sample(inputs, samples, generator)
+    w, _ = augmenter.sample(_rotated(probe, angles), samples, generator)
     sampled = rotation_degrees(w, augmenter.aug_type).view(samples, len(angles))
     q = torch.quantile(sampled, torch.tensor([0.01, 0.5, 0.99], device=probe.device), dim=0).T  # (A, 3)
     return torch.cat([q, sampled.mean(0)[:, None]], 1)
+
+
+def _rotated(probe: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    """One image (C, H, W) turned by each of ``angles`` (A,) degrees: (A, C, H, W)."""
+    lie = probe.new_zeros(len(angles), 6)
+    lie[:, 2] = torch.deg2rad(angles.to(probe))
+    return augment.warp(probe.expand(len(angles), *probe.shape), augment.affine_from_lie(lie))
+
+
+def _corr(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.corrcoef(torch.stack([a, b]))[0, 1].item()
 
 
 @torch.no_grad()
@@ -397,12 +405,11 @@ def sprite_band_summary(augmenter: nn.Module, samples: int = 200, seed: int = 0)
     for name, probe in zip(("mario", "iggy"), marioiggy_sprites()):
         band = rotation_band(augmenter, probe, angles, samples, seed)
         out[f"half_{name}"] = ((band[:, 2] - band[:, 0]) / 2).median().item()
-        out[f"corr_{name}"] = torch.corrcoef(torch.stack([band[inner, 3], angles[inner]]))[0, 1].item()
+        out[f"corr_{name}"] = _corr(band[inner, 3], angles[inner])
         means.append(band[:, 3])
     out["half"] = min(out["half_mario"], out["half_iggy"])
-    out["corr"] = torch.corrcoef(torch.stack([torch.cat([m[inner] for m in means]), angles[inner].repeat(2)]))[0, 1]
-    out["corr"] = out["corr"].item()
-    out["corr_all"] = torch.corrcoef(torch.stack([torch.cat(means), angles.repeat(2)]))[0, 1].item()
+    out["corr"] = _corr(torch.cat([m[inner] for m in means]), angles[inner].repeat(2))
+    out["corr_all"] = _corr(torch.cat(means), angles.repeat(2))
     return out
 
 
@@ -425,11 +432,8 @@ def mode_mass(augmenter: nn.Module, modes: int = 3, rot: float = 30.0, samples: 
     mass = torch.zeros(modes)
     for probe in marioiggy_sprites():
         band_angles = angles.to(probe)
-        lie = probe.new_zeros(len(band_angles), 6)
-        lie[:, 2] = torch.deg2rad(band_angles)
-        inputs = augment.warp(probe.expand(len(band_angles), *probe.shape), augment.affine_from_lie(lie))
         generator = torch.Generator(device=probe.device).manual_seed(seed)
-        w, _ = augmenter.sample(inputs, samples, generator)
+        w, _ = augmenter.sample(_rotated(probe, band_angles), samples, generator)
         landed = band_angles + rotation_degrees(w, augmenter.aug_type).view(samples, len(band_angles))
         relative = landed - own.to(probe)
         offset = torch.remainder(relative[..., None] - centres.to(probe) + 180.0, 360.0) - 180.0  # (S, A, M)

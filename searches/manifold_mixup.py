@@ -13,7 +13,9 @@ BASE = {
     "lr": 0.1,
     "augment": "flip_crop",
 }
-QUICK = {"dataset": "shapes", "model": "small_cnn", "epochs": 3, "train_subset": 1024, "batch_size": 64}
+# Offline on 2 cores in about 2 minutes, and learning visibly: all 4,500 shapes training images, 4 epochs (1,200
+# images for 3 epochs ended near 0.3, with chance at 0.1).
+QUICK = {"dataset": "shapes", "model": "small_cnn", "epochs": 4, "batch_size": 64}
 QUICK_NUM_SAMPLES = 6
 
 

@@ -16,14 +16,15 @@ BASE = {
     "teacher_epochs": 100,
     "teacher_lr": 0.1,
 }
+# TransformMix's QUICK data, task net and teacher, so the two quick searches share one cached teacher too.
 QUICK = {
     "dataset": "shapes",
     "model": "small_cnn",
-    "epochs": 3,
-    "train_subset": 1024,
+    "epochs": 4,
     "batch_size": 64,
+    "augment": "none",
     "teacher_arch": "small_cnn",
-    "teacher_epochs": 8,
+    "teacher_epochs": 6,
     "teacher_lr": 0.05,
 }
 QUICK_NUM_SAMPLES = 6

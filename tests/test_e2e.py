@@ -491,11 +491,13 @@ def test_compare_trials_notebook_runs_headless(searched):
 )
 def test_method_quick_search_lands_trials_with_pictures(tmp_path, method, pictures):
     """`python -m autoinv.search METHOD --quick` (two trials, to fit CI) through Ray, Optuna, ASHA and MLflow."""
-    # TransformMix's QUICK trains on all 4,500 shapes images so a newcomer sees it learn; CI checks the plumbing on
-    # a quarter of them.
+    # The QUICK settings are sized so a newcomer sees each method learn (all 4,500 shapes images, Orbit's 1,000-step
+    # teacher and 800 student steps); CI checks the plumbing on less.
     smaller = {
         "transformmix": ["--max-epochs", "3", "--set", "train_subset=1024"],
+        "orbit": ["--max-epochs", "3", "--set", "steps_per_epoch=10", "teacher_epochs=2", "orbit_steps=40"],
         "flowinv": ["--max-epochs", "3", "--set", "train_subset=768"],
+        "transinv": ["--max-epochs", "3", "--set", "train_subset=1024"],
     }.get(method, [])
     result = cli("search", method, "--quick", "--num-samples", "2", *smaller, cwd=tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-4000:]

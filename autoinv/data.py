@@ -5,8 +5,9 @@ training loop can move it to the device once and index batches there. A validati
 set with the data ``seed`` (fixed by default, never the trial seed), so every trial of a search sees the same split.
 
 Names:
-    - offline, made here or shipped by a package: ``mnist1d``, ``digits``, ``shapes``, ``marioiggy``; the generated
-      ones take options after a colon, e.g. ``marioiggy:rot=45`` (rotation range) or ``shapes:n_train=1000,n_test=200``;
+    - offline, made here or shipped by a package: ``mnist1d``, ``mnist1d_shift``, ``digits``, ``shapes``,
+      ``marioiggy``; the generated ones take options after a colon, e.g. ``marioiggy:rot=45`` (rotation range),
+      ``shapes:n_train=1000,n_test=200`` or ``mnist1d_shift:shift=30,file=PATH`` (see :func:`_mnist1d_shift`);
     - downloaded through torchvision into ``data_dir``: ``cifar10``, ``cifar100``, ``mnist``, ``fashionmnist``,
       ``svhn``, and ``tinyimagenet`` (``tiny-imagenet-200.zip`` or its extracted folder);
     - custom: ``npz:PATH`` (arrays ``x``, ``y``, optional ``x_test``, ``y_test``) and ``folder:PATH``
@@ -44,11 +45,15 @@ __all__ = [
     "load_dataset",
     "marioiggy_sprites",
     "normalize",
+    "roll_signals",
     "to_float",
 ]
 
 TEST_FRACTION = 0.2
 """Share of the data held out as test set when a dataset has no official test split (digits, npz, folder)."""
+
+MNIST1D_LENGTH = 40
+"""MNIST-1D signal length: its circular shift group has 40 elements."""
 
 
 class DatasetError(ValueError):
@@ -69,6 +74,11 @@ class Dataset:
         y_test: test labels.
         num_classes: number of classes.
         kind: ``"image"`` or ``"signal"``.
+        extra_tests: further test splits, metric suffix → ``(x, y)``, e.g. ``mnist1d_shift``'s ``"acc_unseen"``;
+            with ``eval_test`` the training loop reports each as ``test/<suffix>``. Empty for most datasets.
+        x_base: the test inputs before the dataset's own transform (``mnist1d_shift``: unshifted), for
+            accuracy-against-transform curves; left out, it is ``x_test`` itself.
+        y_base: its labels (``y_test`` when ``x_base`` is left out).
     """
 
     name: str
@@ -80,6 +90,14 @@ class Dataset:
     y_test: torch.Tensor
     num_classes: int
     kind: str
+    extra_tests: dict[str, tuple[torch.Tensor, torch.Tensor]] = dataclasses.field(default_factory=dict)
+    x_base: torch.Tensor | None = None
+    y_base: torch.Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.x_base is None:  # frozen: fill the default through object.__setattr__, as dataclasses do
+            object.__setattr__(self, "x_base", self.x_test)
+            object.__setattr__(self, "y_base", self.y_test)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -104,6 +122,8 @@ class Dataset:
 
     def to(self, device: torch.device | str) -> "Dataset":
         """Return a copy with every tensor on ``device``."""
+        # A base that is the test set itself stays one tensor on the device, not a second copy.
+        shared = self.x_base is self.x_test
         return dataclasses.replace(
             self,
             x_train=self.x_train.to(device),
@@ -112,6 +132,9 @@ class Dataset:
             y_val=self.y_val.to(device),
             x_test=self.x_test.to(device),
             y_test=self.y_test.to(device),
+            extra_tests={k: (x.to(device), y.to(device)) for k, (x, y) in self.extra_tests.items()},
+            x_base=None if shared else self.x_base.to(device),
+            y_base=None if shared else self.y_base.to(device),
         )
 
 
@@ -146,12 +169,15 @@ def normalize(x: torch.Tensor, dataset: Dataset) -> torch.Tensor:
 
 
 class _Arrays(NamedTuple):
-    """What a maker returns: the full training set and the test set."""
+    """What a maker returns: the full training set and the test set (and optionally more, see :class:`Dataset`)."""
 
     x_train: torch.Tensor
     y_train: torch.Tensor
     x_test: torch.Tensor
     y_test: torch.Tensor
+    extra_tests: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None
+    x_base: torch.Tensor | None = None
+    y_base: torch.Tensor | None = None
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -180,6 +206,120 @@ def _mnist1d(root: Path, download: bool, seed: int) -> _Arrays:
         torch.from_numpy(a["y"]).long(),
         torch.from_numpy(a["x_test"]).float()[:, None],
         torch.from_numpy(a["y_test"]).long(),
+    )
+
+
+def roll_signals(x: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
+    """Circularly shift each signal right by its own amount: ``out[b, :, i] = x[b, :, i - shifts[b]]``.
+
+    Args:
+        x: Signals ``(B, C, L)``.
+        shifts: Integer shifts ``(B,)`` (any sign).
+
+    Returns:
+        The shifted signals, ``(B, C, L)``.
+    """
+    length = x.shape[-1]
+    idx = (torch.arange(length, device=x.device) - shifts.to(x.device)[:, None]) % length  # (B, L)
+    return x.gather(2, idx[:, None, :].expand_as(x))
+
+
+def _draw_shifts(n: int, low: int, high: int, seed: int) -> torch.Tensor:
+    """``n`` shifts uniform in ``[low, high)``; an empty range gives the constant ``low mod 40``. ``(n,)``."""
+    if low >= high:
+        return torch.full((n,), low % MNIST1D_LENGTH, dtype=torch.long)
+    return torch.randint(low, high, (n,), generator=torch.Generator().manual_seed(seed))
+
+
+def _untranslated_mnist1d(root: Path, file: str) -> dict[str, np.ndarray]:
+    """MNIST-1D without its random translation: ``file`` if given, else generated and cached in ``root``."""
+    if not file:
+
+        def generate() -> dict[str, np.ndarray]:
+            from mnist1d.data import get_dataset_args
+            from mnist1d.data import make_dataset as make_mnist1d
+
+            args = get_dataset_args()
+            args.max_translation = 1  # the package draws k ~ U{0..max-1}: 1 means no translation
+            np_state, py_state = np.random.get_state(), random.getstate()  # make_dataset seeds the global generators
+            try:
+                made = make_mnist1d(args)
+            finally:
+                np.random.set_state(np_state)
+                random.setstate(py_state)
+            return {k: made[k] for k in ("x", "y", "x_test", "y_test")}
+
+        return _cached_npz(root / "mnist1d_untranslated.npz", generate)
+    path = Path(file).expanduser()
+    how = (
+        f"pass mnist1d_shift:file=PATH to a .npz with float arrays x, x_test (N, {MNIST1D_LENGTH}) and labels y, y_test"
+    )
+    if not path.is_file():
+        raise DatasetError(f"mnist1d_shift file '{path}' does not exist; {how}")
+    try:
+        with np.load(path) as f:  # allow_pickle stays False: a data file must not run code
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as e:
+        raise DatasetError(f"cannot read '{path}' as .npz ({e}); {how}") from e
+    missing = {"x", "y", "x_test", "y_test"} - set(arrays)
+    if missing:
+        raise DatasetError(f"mnist1d_shift file '{path}' lacks arrays {', '.join(sorted(missing))}; {how}")
+    for key in ("x", "x_test"):
+        x = arrays[key]
+        if not np.issubdtype(x.dtype, np.floating) or x.shape[1:] not in ((MNIST1D_LENGTH,), (1, MNIST1D_LENGTH)):
+            raise DatasetError(f"mnist1d_shift file '{path}': {key} is {x.dtype} {x.shape}; {how}")
+        arrays[key] = x.reshape(len(x), MNIST1D_LENGTH)
+        _labels(arrays[f"y{key[1:]}"], len(x), path)  # one-line error for bad labels
+    return arrays
+
+
+def _mnist1d_shift(
+    root: Path, download: bool, seed: int, val_fraction: float, shift: int = 30, file: str = ""
+) -> _Arrays:
+    """Untranslated MNIST-1D, each signal circularly shifted once: the Orbit-transfer experiments' data.
+
+    Train and validation signals take seen shifts in ``[0, s)``, the test set too (``test/acc``); two extra test
+    splits take unseen shifts in ``[s, 40)`` (``test/acc_unseen``) and any shift in ``[0, 40)`` (``test/acc_all``);
+    the unshifted test set is the base of accuracy-against-shift curves. An empty range collapses to the single
+    shift ``s mod 40``: s = 0 trains on unshifted signals, and at s = 40 "unseen" is the unshifted test set (the
+    reference code's rule; the paper plots s = 0, 10, ..., 40). Each split's shifts come from its own generator,
+    seeded by the data seed.
+
+    Args:
+        root: Data root; the generated signals are cached there as ``mnist1d_untranslated.npz``.
+        download: Unused (the signals are generated offline).
+        seed: Data seed: the validation split and the shifts.
+        val_fraction: Validation share, to draw the validation signals' shifts from their own generator.
+        shift: s in [0, 40] (``mnist1d_shift:shift=30``).
+        file: A user's untranslated MNIST-1D ``.npz`` with float ``x``, ``x_test`` (N, 40) or (N, 1, 40) and integer
+            ``y``, ``y_test`` (as the authors ship theirs), instead of the generated one
+            (``mnist1d_shift:file=PATH``).
+    """
+    if not 0 <= shift <= MNIST1D_LENGTH:
+        raise DatasetError(f"mnist1d_shift option shift={shift} must be in [0, {MNIST1D_LENGTH}] (40 positions)")
+    a = _untranslated_mnist1d(root, file)
+    x, y = torch.from_numpy(a["x"]).float()[:, None], torch.from_numpy(a["y"]).long()  # (N, 1, 40), (N,)
+    x_test, y_test = torch.from_numpy(a["x_test"]).float()[:, None], torch.from_numpy(a["y_test"]).long()
+
+    def shifted(xs: torch.Tensor, low: int, high: int, split: int) -> torch.Tensor:
+        return roll_signals(xs, _draw_shifts(len(xs), low, high, seed * 10 + split))
+
+    # Training and validation signals draw from their own generators, so the split that _split will carve is made
+    # here first and each part's shifted signals are put back in place.
+    val, train = _split_indices(len(y), val_fraction, seed)
+    x = x.clone()
+    x[train], x[val] = shifted(x[train], 0, shift, 1), shifted(x[val], 0, shift, 2)
+    return _Arrays(
+        x,
+        y,
+        shifted(x_test, 0, shift, 3),
+        y_test,
+        extra_tests={
+            "acc_unseen": (shifted(x_test, shift, MNIST1D_LENGTH, 4), y_test),
+            "acc_all": (shifted(x_test, 0, MNIST1D_LENGTH, 5), y_test),
+        },
+        x_base=x_test,
+        y_base=y_test,
     )
 
 
@@ -483,6 +623,7 @@ def _missing_message(name: str, root: Path, download: bool) -> str:
 
 DATASETS: dict[str, Callable[..., _Arrays]] = {
     "mnist1d": _mnist1d,
+    "mnist1d_shift": _mnist1d_shift,
     "digits": _digits,
     "shapes": _shapes,
     "marioiggy": _marioiggy,
@@ -493,7 +634,7 @@ DATASETS: dict[str, Callable[..., _Arrays]] = {
     "svhn": functools.partial(_torchvision, "SVHN"),
     "tinyimagenet": _tinyimagenet,
 }
-"""Name → maker ``(root, download, seed, **options) -> _Arrays``; makers with keyword options accept ``name:k=v``."""
+"""Name → maker ``(root, download, seed, [val_fraction,] **options) -> _Arrays``; options are ``name:k=v,k2=v2``."""
 
 
 def list_datasets() -> list[str]:
@@ -542,14 +683,16 @@ def _load_registered(name: str, root: str, val_fraction: float, seed: int, downl
     if base not in DATASETS:
         raise DatasetError(f"unknown dataset '{name}'; known: {', '.join(DATASETS)}; or npz:PATH / folder:PATH")
     maker = DATASETS[base]
-    params = {k: p for k, p in inspect.signature(maker).parameters.items() if k not in ("root", "download", "seed")}
-    options = {}
+    given = ("root", "download", "seed", "val_fraction")  # passed by the loader, not options
+    signature = inspect.signature(maker).parameters
+    params = {k: p for k, p in signature.items() if k not in given}
+    options = {"val_fraction": val_fraction} if "val_fraction" in signature else {}
     for item in filter(None, option_text.split(",")):
         key, _, value = item.partition("=")
         if key not in params:
             raise DatasetError(f"dataset '{base}' has no option '{key}'; its options: {', '.join(params) or 'none'}")
         try:
-            options[key] = type(params[key].default)(value)  # int or float, as the maker's default
+            options[key] = type(params[key].default)(value)  # int, float or str, as the maker's default
         except ValueError:
             raise DatasetError(f"bad option '{item}' in dataset '{name}'; write {base}:{key}=NUMBER") from None
     return _split(name, maker(Path(root), download, seed, **options), val_fraction, seed)
@@ -558,11 +701,9 @@ def _load_registered(name: str, root: str, val_fraction: float, seed: int, downl
 def _split(name: str, a: _Arrays, val_fraction: float, seed: int) -> Dataset:
     """Carve the validation set from ``a.x_train`` with a generator seeded by the data seed only."""
     n = len(a.y_train)
-    n_val = round(n * val_fraction)
-    if not 0 < n_val < n:
+    if not 0 < round(n * val_fraction) < n:
         raise DatasetError(f"val_fraction {val_fraction} of {n} training samples leaves an empty split; change it")
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    val, train = perm[:n_val], perm[n_val:]
+    val, train = _split_indices(n, val_fraction, seed)
     return Dataset(
         name=name,
         x_train=a.x_train[train],
@@ -573,7 +714,17 @@ def _split(name: str, a: _Arrays, val_fraction: float, seed: int) -> Dataset:
         y_test=a.y_test,
         num_classes=int(torch.cat([a.y_train, a.y_test]).max()) + 1,
         kind="image" if a.x_train.ndim == 4 else "signal",
+        extra_tests=a.extra_tests or {},
+        x_base=a.x_base,
+        y_base=a.y_base,
     )
+
+
+def _split_indices(n: int, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validation and training indices of ``n`` samples: a permutation drawn from the data seed alone."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val = round(n * val_fraction)
+    return perm[:n_val], perm[n_val:]
 
 
 def _carve_test(x: torch.Tensor, y: torch.Tensor, seed: int) -> _Arrays:

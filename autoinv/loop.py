@@ -285,7 +285,8 @@ def train_classifier(
             saliency maps) and must augment it with the same parameters as the images.
 
     Returns:
-        The last epoch's metrics, plus ``test/acc`` and ``test/loss`` when ``cfg.eval_test`` is set.
+        The last epoch's metrics, plus ``test/acc``, ``test/loss`` and ``test/<key>`` for each of the data's
+        ``extra_tests`` when ``cfg.eval_test`` is set.
     """
     device = data.x_train.device
     generator = seed_everything(cfg.seed)
@@ -355,6 +356,8 @@ def train_classifier(
         if getattr(cfg, "eval_test", False) and epoch == cfg.epochs - 1:
             test = evaluate(model, data.x_test, data.y_test, cfg.eval_batch_size, cfg.amp)
             metrics.update({"test/acc": test["acc"], "test/loss": test["loss"]})
+            for key, (x, y) in data.extra_tests.items():  # e.g. mnist1d_shift's unseen shifts: test/acc_unseen
+                metrics[f"test/{key}"] = evaluate(model, x, y, cfg.eval_batch_size, cfg.amp)["acc"]
         state = {
             "epoch": epoch,
             "model": model.state_dict(),

@@ -45,8 +45,16 @@ class TeacherSpec:
     """Validation split (the same fixed split as the trials)."""
     epochs: int = 10
     """Training epochs."""
+    steps_per_epoch: int = 0
+    """Steps per epoch (0 = one pass over the training set)."""
+    optimizer: str = "sgd"
+    """``sgd`` (Nesterov momentum 0.9) or ``adam``."""
     lr: float = 0.05
-    """Peak SGD learning rate."""
+    """Peak learning rate."""
+    weight_decay: float = 5e-4
+    """L2 weight decay."""
+    schedule: str = "cosine"
+    """Learning-rate schedule: ``cosine`` (per step, to zero) or ``constant``."""
     batch_size: int = 128
     """Batch size."""
     augment: str = "flip_crop"
@@ -63,11 +71,17 @@ class TeacherSpec:
     """Train with this ``autoinv.corruptions`` corruption at uniformly drawn severities 1-5 (a robust teacher)."""
 
 
+_LATER_FIELDS = ("corruption", "steps_per_epoch", "optimizer", "weight_decay", "schedule")
+"""Fields added after caches existed: they stay out of the key at their defaults, so old caches stay valid."""
+
+
 def teacher_key(spec: TeacherSpec) -> str:
     """A short stable hash of the spec: the cache entry's name."""
+    defaults = TeacherSpec()
     fields = dataclasses.asdict(spec)
-    if not fields["corruption"]:  # fields added later stay out of the key at their defaults: old caches stay valid
-        del fields["corruption"]
+    for name in _LATER_FIELDS:
+        if fields[name] == getattr(defaults, name):
+            del fields[name]
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -116,8 +130,12 @@ def _as_config(spec: TeacherSpec) -> BaseConfig:
         train_subset=spec.train_subset,
         model=spec.arch,
         epochs=spec.epochs,
+        steps_per_epoch=spec.steps_per_epoch,
         batch_size=spec.batch_size,
+        optimizer=spec.optimizer,
         lr=spec.lr,
+        weight_decay=spec.weight_decay,
+        schedule=spec.schedule,
         augment=spec.augment,
         seed=spec.seed,
     )

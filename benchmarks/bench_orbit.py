@@ -5,6 +5,7 @@
     python benchmarks/bench_orbit.py --table               # seen/unseen/all for every method at s = 30 (markdown)
     python benchmarks/bench_orbit.py --table --linear      # the same with the linear-head student
     python benchmarks/bench_orbit.py --table --epochs 400  # the paper's 40,000 steps
+    python benchmarks/bench_orbit.py --table --seeds 0 1 2  # each cell as mean ± std over the student seeds
     python benchmarks/bench_orbit.py --sweep --figure f.png  # Figure 2: every method at s = 0, 10, 20, 30, 40
 
 The ratio is measured in one process on identical batches (batch 1000, max-pool student, 40-tap ρ): Orbit needs
@@ -29,6 +30,7 @@ from autoinv import loop  # noqa: E402
 from autoinv.methods import orbit  # noqa: E402
 from autoinv.methods.orbit import attention, cka, core, hidden_match, kd, plots, rdl, student_aug, student_ce, transfer  # noqa: E402
 from autoinv.methods.orbit.objectives import omega, transfer_loss  # noqa: E402
+from autoinv.models import create_model  # noqa: E402
 
 # seen / unseen / all test accuracy (%) at s = 30, from the reference recipes' result docstrings (paper Figs. 2-3).
 PAPER_MAXPOOL = {
@@ -94,7 +96,7 @@ def step_ratio(steps: int, batch_size: int, device: str = "cpu") -> dict[str, fl
     # Interleave the two kinds of step and take medians, so both see the same machine load (a shared CPU's
     # load shifts by tens of percent within a run; timing one method after the other mixes that into the ratio).
     steps_by_name = {"ce": ce_step, "orbit": orbit_step}
-    students = {name: transfer.build_net(cfg.model, 10, data.shape).to(on) for name in steps_by_name}
+    students = {name: create_model(cfg.model, 10, data.shape).to(on) for name in steps_by_name}
     optimizers = {name: torch.optim.Adam(students[name].parameters(), lr=1e-3) for name in steps_by_name}
     samples: dict[str, list[float]] = {name: [] for name in steps_by_name}
     for i in range(steps + 3):
@@ -125,8 +127,12 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def train_every_method(args: argparse.Namespace, shift_limit: int, cache: str) -> tuple[list, list, dict]:
+def train_every_method(
+    args: argparse.Namespace, shift_limit: int, cache: str, seed: int | None = None
+) -> tuple[list, list, dict]:
     """Train every method at one shift limit: the teacher's accuracies, one row per method, accuracy-vs-shift curves.
+
+    ``seed`` is the students' seed (default ``args.seed``); the teacher's is always 0, so every seed shares it.
 
     Returns:
         ``teacher_row`` (seen, unseen, all in %), ``rows`` of ``(name, [seen, unseen, all], seconds)``, and
@@ -139,13 +145,16 @@ def train_every_method(args: argparse.Namespace, shift_limit: int, cache: str) -
         "batch_size": args.batch_size,
         "eval_test": True,
         "device": args.device,
-        "seed": args.seed,
+        "seed": args.seed if seed is None else seed,
+        "teacher_epochs": args.teacher_epochs,
     }
     if args.linear:
         common["model"] = "mlp_linear1d"
     rows, curves, teacher_row, data = [], {}, None, None
     for name, method in METHODS.items():
-        cfg = method.Config(**common)
+        cfg = method.Config(
+            **common, **({"orbit_steps": args.orbit_steps} if method is orbit and args.orbit_steps else {})
+        )
         run = loop.MemoryRun(cache_dir=cache)
         started = time.perf_counter()
         result = method.fit(cfg, run)
@@ -153,11 +162,12 @@ def train_every_method(args: argparse.Namespace, shift_limit: int, cache: str) -
         ours = [100 * result[k] for k in ("test/acc", "test/acc_unseen", "test/acc_all")]
         rows.append((name, ours, seconds))
         print(
-            f"s={shift_limit} {name}: {ours[0]:.1f} / {ours[1]:.1f} / {ours[2]:.1f} in {seconds:.0f} s", file=sys.stderr
+            f"s={shift_limit} seed={cfg.seed} {name}: {ours[0]:.1f} / {ours[1]:.1f} / {ours[2]:.1f} in {seconds:.0f} s",
+            file=sys.stderr,
         )
         if data is None:  # the same data, teacher and test splits for every method
             data = transfer.load_transfer_data(cfg)
-            teacher = transfer.load_teacher(cfg, data, cache, torch.device("cpu"))  # accuracy curves run on the CPU
+            teacher = transfer.load_teacher(cfg, cache, torch.device("cpu"))  # accuracy curves run on the CPU
             curves["teacher"] = transfer.accuracy_by_transform(teacher, data, cfg)
             accs = [loop.evaluate(teacher, data.x_test, data.y_test)["acc"]]
             accs += [loop.evaluate(teacher, x, y)["acc"] for x, y in data.extra_tests.values()]
@@ -166,35 +176,60 @@ def train_every_method(args: argparse.Namespace, shift_limit: int, cache: str) -
     return teacher_row, rows, curves
 
 
-def _cell(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1f}"
+def _cell(v: float | list[float] | None) -> str:
+    """One table cell: a value, or the mean ± sample standard deviation of one value per seed."""
+    if v is None:
+        return "—"
+    if not isinstance(v, list):
+        return f"{v:.1f}"
+    if len(v) == 1:
+        return f"{v[0]:.1f}"
+    return f"{statistics.mean(v):.1f} ± {statistics.stdev(v):.1f}"
 
 
 def _setting(args: argparse.Namespace) -> str:
     head = "linear-head" if args.linear else "max-pool"
     steps = args.epochs * args.steps_per_epoch
-    return f"{head} student, {steps} steps at batch {args.batch_size}, seed {args.seed}"
+    seeds = args.seeds or [args.seed]
+    which = f"seed {seeds[0]}" if len(seeds) == 1 else f"mean ± std over seeds {', '.join(map(str, seeds))}"
+    return f"{head} student, {steps} steps at batch {args.batch_size}, {which}"
 
 
 def table(args: argparse.Namespace) -> str:
-    """Train every method at ``args.shift_limit`` and return the markdown table (ours beside the paper's)."""
+    """Train every method at ``args.shift_limit`` for each seed; return the markdown table (ours beside the paper's)."""
     paper = PAPER_LINEAR if args.linear else PAPER_MAXPOOL
     cache = args.cache_dir or tempfile.mkdtemp(prefix="bench_orbit_")
-    teacher_row, rows, curves = train_every_method(args, args.shift_limit, cache)
-    if args.figure:
-        plots.accuracy_curves(curves, "shift", args.shift_limit).savefig(args.figure, dpi=120)
+    seeds = args.seeds or [args.seed]
+    # name -> per column, one value per seed; the teacher (seed 0 always) repeats, so its spread is 0.
+    values: dict[str, list[list[float]]] = {}
+    seconds: dict[str, list[float]] = {}
+    curves_by_seed = []
+    for seed in seeds:
+        teacher_row, rows, curves = train_every_method(args, args.shift_limit, cache, seed)
+        curves_by_seed.append(curves)
+        for name, ours in [("teacher", teacher_row), *((n, o) for n, o, _ in rows)]:
+            columns = values.setdefault(name, [[], [], []])
+            for column, v in zip(columns, ours):
+                column.append(v)
+        for name, _, took in rows:
+            seconds.setdefault(name, []).append(took)
+    if args.figure:  # the seeds' mean accuracy at each shift
+        mean_curves = {
+            name: {m: statistics.mean(c[name][m] for c in curves_by_seed) for m in curve}
+            for name, curve in curves_by_seed[0].items()
+        }
+        plots.accuracy_curves(mean_curves, "shift", args.shift_limit).savefig(args.figure, dpi=120)
     lines = [
         f"MNIST-1D, s = {args.shift_limit}, {_setting(args)}; test accuracy (%), ours | paper",
         "",
         "| method | seen | unseen | all | paper seen | paper unseen | paper all | time (s) |",
         "|---|---|---|---|---|---|---|---|",
-        f"| teacher | {' | '.join(_cell(v) for v in teacher_row)} | — | — | — | — |",
+        f"| teacher | {' | '.join(_cell(v) for v in values['teacher'])} | — | — | — | — |",
     ]
-    for name, ours, seconds in rows:
+    for name, took in seconds.items():
         ref = paper[name] or (None, None, None)
-        lines.append(
-            f"| {name} | {' | '.join(_cell(v) for v in ours)} | {' | '.join(_cell(v) for v in ref)} | {seconds:.0f} |"
-        )
+        ours = " | ".join(_cell(v) for v in values[name])
+        lines.append(f"| {name} | {ours} | {' | '.join(_cell(v) for v in ref)} | {statistics.mean(took):.0f} |")
     return "\n".join(lines)
 
 
@@ -245,6 +280,9 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="--table: mean ± std over these seeds")
+    parser.add_argument("--teacher-epochs", type=int, default=10, help="teacher epochs of 100 steps")
+    parser.add_argument("--orbit-steps", type=int, default=0, help="steps to learn ρ (0: the config's 1500)")
     parser.add_argument("--cache-dir", default="", help="teacher cache (default: a fresh temporary folder)")
     parser.add_argument("--figure", default="", help="save accuracy against shift for every method to this PNG")
     parser.add_argument("--steps", type=int, default=20, help="timed steps per method for the ratio")

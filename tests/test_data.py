@@ -15,6 +15,7 @@ from autoinv.data import DATASETS, Dataset, DatasetError, list_datasets, load_da
 # name -> (per-sample shape, classes, train + val size, test size, kind)
 OFFLINE = {
     "mnist1d": ((1, 40), 10, 4000, 1000, "signal"),
+    "mnist1d_shift": ((1, 40), 10, 4000, 1000, "signal"),
     "digits": ((1, 8, 8), 10, 1438, 359, "image"),
     "shapes": ((3, 32, 32), 10, 5000, 1000, "image"),
     "marioiggy": ((3, 32, 32), 4, 5000, 1000, "image"),
@@ -40,6 +41,17 @@ def test_offline_dataset_loads(name, data_dir):
         assert y.shape == (len(x),) and y.dtype == torch.int64
         assert 0 <= y.min() and y.max() < num_classes
     assert set(ds.y_train.tolist()) == set(range(num_classes))
+
+
+def test_extra_test_splits_and_base_default_to_the_test_set(data_dir):
+    """Most datasets have no extra test splits and their base test set is the test set; moving keeps it shared."""
+    ds = load_dataset("digits", data_dir=data_dir)
+    assert ds.extra_tests == {} and ds.x_base is ds.x_test and ds.y_base is ds.y_test
+    moved = ds.to("cpu")
+    assert moved.x_base is moved.x_test
+    shifted = load_dataset("mnist1d_shift:shift=30", data_dir=data_dir).to("cpu")
+    assert set(shifted.extra_tests) == {"acc_unseen", "acc_all"} and shifted.x_base is not shifted.x_test
+    assert shifted.x_base.shape == (1000, 1, 40) and torch.equal(shifted.y_base, shifted.y_test)
 
 
 def test_split_is_fixed_and_independent_of_trial_seed(data_dir):
@@ -88,7 +100,7 @@ def test_shapes_deterministic_by_seed_and_balanced(data_dir):
     a = data._shapes(Path(data_dir), False, seed=3, n_train=100, n_test=20)
     b = data._shapes(Path(data_dir), False, seed=3, n_train=100, n_test=20)
     c = data._shapes(Path(data_dir), False, seed=4, n_train=100, n_test=20)
-    assert all(torch.equal(u, v) for u, v in zip(a, b))
+    assert all(torch.equal(u, v) for u, v in zip(a[:4], b[:4]))  # the arrays; shapes has no extra test splits
     assert not torch.equal(a.x_train, c.x_train)
     counts = load_dataset("shapes", data_dir=data_dir).y_train.bincount()
     assert len(counts) >= 10 and counts.min() > 0.8 * counts.float().mean()

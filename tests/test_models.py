@@ -5,8 +5,9 @@ from torch import nn
 
 from autoinv.models import MODELS, ModelError, cam_parts, create_model, list_models
 
-SIGNAL_MODELS = ["conv1d", "mlp1d"]
-NO_CAM = ["mlp", "mlp1d", "vit_small"]
+SIGNAL_MODELS = ["conv1d", "mlp1d", "circconv1d_teacher", "mlp_maxpool1d", "mlp_linear1d"]
+ORBIT_MODELS = ["circconv1d_teacher", "mlp_maxpool1d", "mlp_linear1d", "cnn2d_teacher", "mlp2d_student", "p4cnn"]
+NO_CAM = ["mlp", "mlp1d", "vit_small", *ORBIT_MODELS]
 ALL = [*list_models(), "tv:resnet18"]  # one torchvision model stands for the tv: path
 
 
@@ -52,6 +53,19 @@ def test_cam_parts_refuses_models_without_pooled_head(name):
 def test_small_cnn_on_dataset_shapes(shape):
     model = create_model("small_cnn", num_classes=10, in_shape=shape)
     assert model(torch.rand(4, *shape)).shape == (4, 10)
+
+
+def test_orbit_networks_check_their_input_kind():
+    """The Orbit experiments' networks are registered under their names and refuse the other kind of input."""
+    assert set(ORBIT_MODELS) <= set(MODELS)
+    assert create_model("mlp_maxpool1d", 10, (1, 40)).fc2.out_features == 400  # K x L, max-pooled over L
+    assert create_model("mlp2d_student", 10, (3, 8, 8)).block1[0].in_features == 192
+    with pytest.raises(ModelError, match="'circconv1d_teacher' takes signals"):
+        create_model("circconv1d_teacher", 10, (1, 8, 8))
+    with pytest.raises(ModelError, match="'mlp_linear1d' takes one-channel signals"):
+        create_model("mlp_linear1d", 10, (2, 40))
+    with pytest.raises(ModelError, match="'p4cnn' takes images"):
+        create_model("p4cnn", 10, (1, 40))
 
 
 def test_mlp_works_on_signals_and_images():

@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 import pytest
@@ -51,3 +52,11 @@ def test_given_checkpoint_is_loaded_and_bad_ones_are_clear_errors(tmp_path):
         load_or_train(TeacherSpec(**{**SPEC.__dict__, "checkpoint": str(tmp_path / "missing.pt")}), str(tmp_path))
     with pytest.raises(TeacherError, match="does not fit arch 'mlp'"):
         load_or_train(TeacherSpec(**{**SPEC.__dict__, "arch": "mlp", "checkpoint": str(checkpoint)}), str(tmp_path))
+
+
+def test_key_of_older_specs_is_unchanged():
+    """Fields added later leave the key alone at their defaults, so caches made before them stay valid."""
+    assert teacher_key(TeacherSpec()) == "08015066aadb845e"  # the key before the optimizer fields existed
+    key = teacher_key(SPEC)
+    for change in ({"optimizer": "adam"}, {"steps_per_epoch": 100}, {"weight_decay": 0.0}, {"schedule": "constant"}):
+        assert teacher_key(dataclasses.replace(SPEC, **change)) != key

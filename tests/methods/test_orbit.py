@@ -2,18 +2,19 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from autoinv import loop
+from autoinv import loop, teachers
 from autoinv.config import ConfigError, build_config
+from autoinv.data import DatasetError, load_dataset
 from autoinv.methods import orbit
 from autoinv.methods.orbit import (
     attention,
     baselines,
     cka,
     core,
-    datasets,
     hidden_match,
     kd,
     rdl,
@@ -23,9 +24,9 @@ from autoinv.methods.orbit import (
 )
 from autoinv.methods.orbit import rho as rho_module
 from autoinv.methods.orbit.hooks import LayerError, forward_with_layers
-from autoinv.methods.orbit.nets import P4CNN, CircConvTeacher1d, MLPLinear1d, MLPMaxPool1d, create_net
 from autoinv.methods.orbit.objectives import omega, orbit_objectives, transfer_loss
 from autoinv.methods.orbit.rho import AffineOrbit, ConvOrbit
+from autoinv.models import P4CNN, CircConvTeacher1d, MLPLinear1d, MLPMaxPool1d, create_model
 from tests.test_cli import run_cli
 
 BASELINES = [student_ce, student_aug, kd, hidden_match, rdl, cka, attention]
@@ -39,14 +40,14 @@ FULL_TEACHER = {"teacher_epochs": 10, "device": "cpu"}
 def small_teacher(cache_dir):
     cfg = orbit.Config(**TEACHER)
     data = transfer.load_transfer_data(cfg)
-    return data, transfer.load_teacher(cfg, data, cache_dir, torch.device("cpu"))
+    return data, transfer.load_teacher(cfg, cache_dir, torch.device("cpu"))
 
 
 @pytest.fixture(scope="module")
 def trained(cache_dir):
     cfg = orbit.Config(**FULL_TEACHER)
     data = transfer.load_transfer_data(cfg)
-    teacher = transfer.load_teacher(cfg, data, cache_dir, torch.device("cpu"))
+    teacher = transfer.load_teacher(cfg, cache_dir, torch.device("cpu"))
     return cfg, data, teacher
 
 
@@ -204,20 +205,122 @@ def test_baseline_losses_vanish_on_identical_networks():
 # Networks and data
 
 
-def test_shift_splits_follow_the_rule():
-    data = datasets.shifted_mnist1d(30)
-    assert data.x_train.shape == (3600, 1, 40) and data.x_val.shape == (400, 1, 40)
-    unseen, _ = data.extra_tests["acc_unseen"]
-    # Each test signal is a circular shift of its untranslated base by an amount in the split's range.
-    for split, (low, high) in (("seen", (0, 30)), ("unseen", (30, 40))):
-        x = data.x_test if split == "seen" else unseen
-        for i in range(5):
-            shifts = [s for s in range(40) if torch.allclose(torch.roll(data.x_base[i], s, -1), x[i])]
-            assert shifts and low <= shifts[0] < high
-    zero = datasets.shifted_mnist1d(0)
-    assert torch.equal(zero.x_test, zero.x_base)
-    with pytest.raises(datasets.ShiftLimitError, match=r"\[0, 40\]"):
-        datasets.shifted_mnist1d(41)
+def _shifts_from_base(x: torch.Tensor, base: torch.Tensor) -> torch.Tensor:
+    """The circular shift that turns each base signal into ``x``'s, ``(N,)`` (-1 where none does)."""
+    rolled = torch.stack([torch.roll(base, s, -1) for s in range(40)])  # (40, N, 1, 40)
+    match = (rolled == x).flatten(2).all(2)  # (40, N)
+    return torch.where(match.any(0), match.float().argmax(0), -1)
+
+
+@pytest.mark.parametrize("s", [0, 10, 30, 40])
+def test_shift_splits_follow_the_rule(s):
+    """Seen test shifts lie in [0, s), unseen in [s, 40), all in [0, 40); an empty range is the shift s mod 40."""
+    data = load_dataset(f"mnist1d_shift:shift={s}")
+    assert data.name == f"mnist1d_shift:shift={s}" and data.kind == "signal" and data.num_classes == 10
+    assert data.x_train.shape == (3600, 1, 40) and data.x_val.shape == (400, 1, 40) and len(data.x_test) == 1000
+    assert set(data.extra_tests) == {"acc_unseen", "acc_all"}
+    unseen, all_shifts = data.extra_tests["acc_unseen"][0], data.extra_tests["acc_all"][0]
+    for x, low, high in ((data.x_test, 0, s), (unseen, s, 40), (all_shifts, 0, 40)):
+        shifts = _shifts_from_base(x, data.x_base)
+        if low == high:
+            assert (shifts == low % 40).all()
+        else:
+            assert low <= shifts.min() and shifts.max() < high and len(shifts.unique()) == high - low
+    assert torch.equal(data.y_base, data.y_test)
+    untranslated = load_dataset("mnist1d_shift:shift=0")
+    assert torch.equal(untranslated.y_train, data.y_train) and torch.equal(untranslated.y_val, data.y_val)
+    with pytest.raises(DatasetError, match=r"shift=41 must be in \[0, 40\]"):
+        load_dataset("mnist1d_shift:shift=41")
+    with pytest.raises(ConfigError, match="dataset=.* sets its shift through shift_limit"):
+        build_config(student_ce.Config, {"dataset": "mnist1d_shift:shift=5"}, "student_ce")
+
+
+def _save_mnist1d(path, n: int = 200, n_test: int = 100, length: int = 40, flat: bool = True) -> None:
+    """A small random file in the authors' layout: float signals x, x_test and integer labels y, y_test."""
+    gen = np.random.default_rng(0)
+    shape = (length,) if flat else (1, length)
+    np.savez(
+        path,
+        x=gen.standard_normal((n, *shape)).astype(np.float32),
+        y=np.arange(n) % 10,
+        x_test=gen.standard_normal((n_test, *shape)).astype(np.float32),
+        y_test=np.arange(n_test) % 10,
+    )
+
+
+@pytest.mark.parametrize("flat", [True, False], ids=["N,40", "N,1,40"])
+def test_user_mnist1d_file_trains_a_student(tmp_path, cache_dir, flat):
+    """``mnist1d_shift:file=PATH`` reads the user's untranslated signals and shifts them like the generated ones."""
+    path = tmp_path / "mine.npz"
+    _save_mnist1d(path, flat=flat)
+    data = load_dataset(f"mnist1d_shift:shift=10,file={path}")
+    assert data.x_train.shape == (180, 1, 40) and data.x_val.shape == (20, 1, 40)
+    with np.load(path) as f:
+        assert torch.equal(data.x_base, torch.from_numpy(f["x_test"]).reshape(100, 1, 40))
+    assert (_shifts_from_base(data.extra_tests["acc_unseen"][0], data.x_base) >= 10).all()
+    cfg = student_ce.Config(
+        dataset=f"mnist1d_shift:file={path}", shift_limit=10, teacher_batch_size=64, epochs=1, steps_per_epoch=2,
+        batch_size=32, eval_test=True, **TEACHER,
+    )  # fmt: skip
+    assert transfer.teacher_specs(cfg)[0].dataset == f"mnist1d_shift:shift=10,file={path}"
+    final = student_ce.fit(cfg, loop.MemoryRun(cache_dir=cache_dir))
+    assert {"val/acc", "test/acc", "test/acc_unseen", "test/acc_all"} <= set(final)
+
+
+def test_bad_user_mnist1d_file_is_one_line(tmp_path):
+    good = tmp_path / "good.npz"
+    _save_mnist1d(good)
+    short = tmp_path / "short.npz"
+    _save_mnist1d(short, length=30)
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, x=np.zeros((10, 40), np.float32), y=np.zeros(10, np.int64))
+    images = tmp_path / "images.npz"
+    np.savez(images, x=np.zeros((10, 40), np.uint8), y=np.zeros(10, np.int64), x_test=np.zeros((4, 40), np.uint8),
+             y_test=np.zeros(4, np.int64))  # fmt: skip
+    labels = tmp_path / "labels.npz"
+    np.savez(labels, x=np.zeros((10, 40), np.float32), y=np.zeros(9, np.int64), x_test=np.zeros((4, 40), np.float32),
+             y_test=np.zeros(4, np.int64))  # fmt: skip
+    cases = [
+        (tmp_path / "missing.npz", "does not exist; pass mnist1d_shift:file=PATH"),
+        (short, r"x is float32 \(200, 30\)"),
+        (partial, "lacks arrays x_test, y_test"),
+        (images, "x is uint8"),
+        (labels, "labels must be 10 non-negative integers"),
+    ]
+    for path, match in cases:
+        with pytest.raises(DatasetError, match=match) as error:
+            load_dataset(f"mnist1d_shift:file={path}")
+        assert "\n" not in str(error.value)
+    with pytest.raises(DatasetError, match="does not exist"):  # preflight (and so --dry-run) loads the data first
+        student_ce.preflight(student_ce.Config(dataset=f"mnist1d_shift:file={tmp_path / 'nope.npz'}", **TEACHER))
+
+
+def test_the_driver_trains_the_teacher_once_and_trials_find_it(tmp_path, monkeypatch):
+    """``teacher_specs`` describes the mnist1d_shift teacher; after the driver trains it, trials only load it."""
+    cfg = student_ce.Config(**TEACHER, epochs=1, steps_per_epoch=2, batch_size=32, shift_limit=20)
+    (spec,) = transfer.teacher_specs(cfg)
+    assert (spec.arch, spec.dataset, spec.epochs, spec.batch_size, spec.lr) == (
+        "circconv1d_teacher", "mnist1d_shift:shift=20", 1, 250, 1e-2,
+    )  # fmt: skip
+    assert (spec.optimizer, spec.steps_per_epoch, spec.schedule, spec.weight_decay, spec.augment, spec.seed) == (
+        "adam", 100, "cosine", 0.0, "none", 0,
+    )  # fmt: skip
+    for method in (orbit, *BASELINES):  # every transfer method names the same teacher
+        assert method.teacher_specs(method.Config(**TEACHER, shift_limit=20)) == [spec]
+    cache = str(tmp_path)
+    driver = teachers.load_or_train(spec, cache, "cpu", progress=False)  # what autoinv.search does before trials
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a trial trained the teacher again")
+
+    monkeypatch.setattr(teachers, "_train", no_training)
+    run = loop.MemoryRun(cache_dir=cache)
+    student_ce.fit(cfg, run)
+    trial = transfer.load_teacher(cfg, cache, torch.device("cpu"))
+    for a, b in zip(driver.state_dict().values(), trial.state_dict().values()):
+        assert torch.equal(a, b)
+    image = student_ce.Config(dataset="digits", model="mlp2d_student", teacher_arch="small_cnn")
+    assert transfer.teacher_specs(image)[0].optimizer == "sgd"  # the framework's recipe for its own teachers
 
 
 def test_teacher_is_exactly_shift_invariant_and_students_are_not():
@@ -235,7 +338,7 @@ def test_p4cnn_is_invariant_to_quarter_turns():
     net = P4CNN(in_channels=1).eval()
     x = torch.randn(3, 1, 16, 16)
     assert torch.allclose(net(x), net(torch.rot90(x, 1, dims=(2, 3))), atol=1e-4)
-    assert create_net("mlp2d_student", 10, (1, 16, 16))(x).shape == (3, 10)
+    assert create_model("mlp2d_student", 10, (1, 16, 16))(x).shape == (3, 10)
 
 
 def test_teacher_accuracy_is_identical_on_seen_unseen_and_all_shifts(small_teacher):
@@ -370,6 +473,7 @@ def test_bad_input_raises_one_clear_line():
         ("shift_limit=50", "shift_limit=50 must be in [0, 40]"),
         ("orbit_group_size=64", "orbit_group_size=64 does not fit the data"),
         ("teacher_layers=conv1,conv7", "unknown teacher layer 'conv7'"),
+        ("dataset=mnist1d_shift:file=nope.npz", "mnist1d_shift file 'nope.npz' does not exist"),
     ],
 )
 def test_cli_exits_2_on_bad_input(tmp_path, override, message):

@@ -1,6 +1,7 @@
 """Orbit transfer (Nix et al., 2022): learn a teacher's group representation ρ and transfer its equivariance.
 
-``Config`` and ``fit`` are the method; the core functions, orbit models, networks and data live in the submodules.
+``Config`` and ``fit`` are the method; the core functions and orbit models live in the submodules, the data
+(``mnist1d_shift``) and networks (``circconv1d_teacher``, ``mlp_maxpool1d``, ...) in the framework's registries.
 The transfer baselines are registered as their own methods (``student_ce``, ``student_aug``, ``kd``,
 ``hidden_match``, ``rdl``, ``cka``, ``attention``), each a thin module in this package.
 """

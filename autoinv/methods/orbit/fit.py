@@ -18,14 +18,15 @@ from torch import nn
 
 from autoinv import loop
 from autoinv.config import _check
-from autoinv.methods.orbit import core, datasets, plots, transfer
+from autoinv.data import MNIST1D_LENGTH, Dataset
+from autoinv.methods.orbit import core, plots, transfer
 from autoinv.methods.orbit.objectives import omega, orbit_objectives, transfer_loss
 from autoinv.methods.orbit.rho import AffineOrbit, ConvOrbit
 from autoinv.methods.orbit.transfer import (
-    SHIFT_DATASET,
     TransferConfig,
     build_student,
     fit_student,
+    is_shift_data,
     load_teacher,
     load_transfer_data,
     teacher_layouts,
@@ -108,8 +109,8 @@ class Config(TransferConfig):
             _check(
                 self, "orbit_group_size", m * m == self.orbit_group_size, "must be a square for orbit_group_kind=grid"
             )
-        if self.dataset == SHIFT_DATASET:
-            check_fit(self, (1, datasets.SIGNAL_LENGTH))
+        if is_shift_data(self):
+            check_fit(self, (1, MNIST1D_LENGTH))
 
 
 def check_fit(cfg: Config, shape: tuple[int, ...]) -> None:
@@ -145,7 +146,7 @@ def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
     device = loop.pick_device(cfg.device)
     data = load_transfer_data(cfg).to(device)
     check_fit(cfg, data.shape)
-    teacher = load_teacher(cfg, data, run.cache_dir, device)
+    teacher = load_teacher(cfg, run.cache_dir, device)
     student = build_student(cfg, data, device)
     layouts = teacher_layouts(cfg, teacher, student, data)
 
@@ -169,7 +170,7 @@ def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
 # Phase 2: the orbit model
 
 
-def make_orbit(cfg: Config, data: datasets.TransferData) -> nn.Module:
+def make_orbit(cfg: Config, data: Dataset) -> nn.Module:
     """A fresh orbit model for the data's layout, initialised from ``cfg.seed``."""
     generator = torch.Generator().manual_seed(cfg.seed + 3)
     size = cfg.orbit_group_size
@@ -181,7 +182,7 @@ def make_orbit(cfg: Config, data: datasets.TransferData) -> nn.Module:
     return ConvOrbit(size, cfg.orbit_filter_size, dims, num_hidden, data.num_classes, inverse, generator)
 
 
-def learn_orbit(cfg: Config, rho: nn.Module, teacher: nn.Module, data: datasets.TransferData) -> dict[str, float]:
+def learn_orbit(cfg: Config, rho: nn.Module, teacher: nn.Module, data: Dataset) -> dict[str, float]:
     """Fit ρ to the frozen teacher with Eq. 5 on random training batches (Adam, ``orbit_steps`` steps).
 
     Returns:
@@ -216,7 +217,7 @@ def learn_orbit(cfg: Config, rho: nn.Module, teacher: nn.Module, data: datasets.
     return {f"orbit/{k}": v for k, v in sums.items()}
 
 
-def _show_orbit(run: loop.Run, rho: nn.Module, data: datasets.TransferData) -> None:
+def _show_orbit(run: loop.Run, rho: nn.Module, data: Dataset) -> None:
     """Figure 5: every element's filter and one validation input transformed by each."""
     x = to_unit(data.x_val[:1])
     g = torch.arange(rho.group_size, device=x.device)

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from autoinv import loop
-from autoinv.methods.orbit import datasets, transfer
+from autoinv.methods.orbit import transfer, transforms
 from autoinv.methods.orbit.transfer import teacher_specs as teacher_specs
 
 __all__ = ["Config", "fit", "preflight", "teacher_specs"]
@@ -37,7 +37,7 @@ def fit(cfg: Config, run: loop.Run) -> dict[str, float]:
 
     def make_loss(teacher, data):
         def loss(student, x, y):
-            moved = datasets.true_transform(x, data.transform, generator, cfg.image_max_shift)
+            moved = transforms.true_transform(x, transfer.transform_of(cfg), generator, cfg.image_max_shift)
             ce = F.cross_entropy(student(transfer.to_net(transfer.to_unit(moved))), y)
             return ce, {"train/ce": ce.item()}
 

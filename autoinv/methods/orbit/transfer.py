@@ -1,42 +1,44 @@
 """What every transfer method of the Orbit experiments shares: the config, data, teacher and student phases.
 
-A transfer trial is teacher (trained once, cached) → method-specific phase (Orbit learns ρ) → student trained
-with ``(1 − γ)·CE + γ·Ω``. The baselines (``student_ce``, ``student_aug``, ``kd``, ``hidden_match``, ``rdl``,
-``cka``, ``attention``) are thin modules over :func:`fit_student`; Orbit adds its ρ phase in ``fit.py``.
+A transfer trial is teacher (trained once on the search's driver by :mod:`autoinv.teachers`, found in its cache)
+→ method-specific phase (Orbit learns ρ) → student trained with ``(1 − γ)·CE + γ·Ω``. The baselines
+(``student_ce``, ``student_aug``, ``kd``, ``hidden_match``, ``rdl``, ``cka``, ``attention``) are thin modules over
+:func:`fit_student`; Orbit adds its ρ phase in ``fit.py``.
 
-Datasets: ``mnist1d_shift`` (untranslated MNIST-1D with seen shifts ``[0, shift_limit)``,
-:mod:`~autoinv.methods.orbit.datasets`), or any image dataset of :mod:`autoinv.data` with a translated or rotated
-test copy (``image_transform``).
+Datasets: ``mnist1d_shift`` (untranslated MNIST-1D with seen shifts ``[0, shift_limit)``, the registry's
+``mnist1d_shift:shift=S`` of :mod:`autoinv.data`; ``mnist1d_shift:file=PATH`` reads a user's own file), or any image
+dataset of :mod:`autoinv.data` with a translated or rotated test copy (``image_transform``,
+:mod:`~autoinv.methods.orbit.transforms`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import os
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from filelock import FileLock
 from torch import nn
 
 from autoinv import loop
 from autoinv.config import BaseConfig, _check
-from autoinv.data import to_float
-from autoinv.methods.orbit import datasets, plots
+from autoinv.data import MNIST1D_LENGTH, Dataset, load_dataset, roll_signals, to_float
+from autoinv.methods.orbit import plots, transforms
 from autoinv.methods.orbit.core import to_layout
 from autoinv.methods.orbit.hooks import check_layers, forward_with_layers
-from autoinv.methods.orbit.nets import NETS, create_net
 from autoinv.methods.orbit.objectives import transfer_loss
+from autoinv.models import create_model
+from autoinv.teachers import TeacherSpec, load_or_train
 
 __all__ = [
     "TransferConfig",
     "SHIFT_DATASET",
+    "PAPER_NETS",
+    "is_shift_data",
+    "dataset_name",
+    "transform_of",
     "load_transfer_data",
-    "build_net",
     "teacher_specs",
     "load_teacher",
     "build_student",
@@ -53,15 +55,18 @@ __all__ = [
 SHIFT_DATASET = "mnist1d_shift"
 """The dataset name of untranslated MNIST-1D with seen/unseen circular shifts."""
 
+PAPER_NETS = ("circconv1d_teacher", "mlp_maxpool1d", "mlp_linear1d", "cnn2d_teacher", "mlp2d_student", "p4cnn")
+"""The Orbit experiments' networks in ``autoinv.models.MODELS``; as teachers they train with the paper's recipe."""
+
 
 @dataclasses.dataclass(frozen=True)
 class TransferConfig(BaseConfig):
     """Shared fields of the transfer methods; defaults are the paper's MNIST-1D max-pool setting (supplement A.1)."""
 
     dataset: str = SHIFT_DATASET
-    """``mnist1d_shift`` or an image dataset of ``autoinv.data`` (then test copies follow ``image_transform``)."""
+    """``mnist1d_shift`` (``mnist1d_shift:file=PATH`` for your own file) or an image dataset of ``autoinv.data``."""
     model: str = "mlp_maxpool1d"
-    """Student Ψ: a name of ``orbit.nets.NETS`` or of ``autoinv.models.MODELS``."""
+    """Student Ψ: a name of ``autoinv.models.MODELS``."""
     epochs: int = 100
     """Student epochs of ``steps_per_epoch`` steps (ASHA's rungs); the paper ran 40,000 steps (400 epochs)."""
     steps_per_epoch: int = 100
@@ -87,9 +92,9 @@ class TransferConfig(BaseConfig):
     image_max_shift: int = 3
     """Images: largest circular shift per axis, in pixels, of the translated test copy."""
     teacher_arch: str = "circconv1d_teacher"
-    """Teacher Φ: a name of ``orbit.nets.NETS`` or of ``autoinv.models.MODELS``."""
+    """Teacher Φ: a name of ``autoinv.models.MODELS``."""
     teacher_epochs: int = 10
-    """Teacher epochs of 100 steps (full passes for ``autoinv.models`` teachers)."""
+    """Teacher epochs of 100 steps (full passes for the framework's other teachers on images)."""
     teacher_batch_size: int = 250
     """Teacher batch size."""
     teacher_lr: float = 1e-2
@@ -105,7 +110,10 @@ class TransferConfig(BaseConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(self, "shift_limit", 0 <= self.shift_limit <= datasets.SIGNAL_LENGTH, "must be in [0, 40]")
+        _check(self, "shift_limit", 0 <= self.shift_limit <= MNIST1D_LENGTH, "must be in [0, 40]")
+        if is_shift_data(self):
+            options = self.dataset.partition(":")[2]
+            _check(self, "dataset", "shift=" not in options, "sets its shift through shift_limit, not shift=")
         _check(self, "image_transform", self.image_transform in ("translate", "rotate"), "must be translate or rotate")
         _check(self, "image_max_shift", self.image_max_shift >= 1, "must be >= 1")
         _check(self, "teacher_epochs", self.teacher_epochs >= 1, "must be >= 1")
@@ -124,12 +132,34 @@ class TransferConfig(BaseConfig):
 # Data and networks
 
 
-def load_transfer_data(cfg: TransferConfig) -> datasets.TransferData:
+def is_shift_data(cfg: TransferConfig) -> bool:
+    """Whether the config's data is MNIST-1D with shifts (``mnist1d_shift``, with or without options)."""
+    return cfg.dataset.partition(":")[0] == SHIFT_DATASET
+
+
+def dataset_name(cfg: TransferConfig) -> str:
+    """The config's dataset as a registry name: ``mnist1d_shift`` takes ``shift_limit`` as its ``shift=`` option.
+
+    At ``shift_limit=30``: ``mnist1d_shift`` → ``mnist1d_shift:shift=30``, and ``mnist1d_shift:file=m.npz`` →
+    ``mnist1d_shift:shift=30,file=m.npz``.
+    """
+    if not is_shift_data(cfg):
+        return cfg.dataset
+    options = cfg.dataset.partition(":")[2]
+    return f"{SHIFT_DATASET}:shift={cfg.shift_limit}" + (f",{options}" if options else "")
+
+
+def transform_of(cfg: TransferConfig) -> str:
+    """The true transform of the config's data: ``shift`` (MNIST-1D), ``translate`` or ``rotate`` (images)."""
+    return "shift" if is_shift_data(cfg) else cfg.image_transform
+
+
+def load_transfer_data(cfg: TransferConfig) -> Dataset:
     """The config's data with its extra test splits (on CPU), ``train_subset`` applied."""
-    if cfg.dataset == SHIFT_DATASET:
-        data = datasets.shifted_mnist1d(cfg.shift_limit, cfg.data_dir, cfg.val_fraction)
+    if is_shift_data(cfg):
+        data = load_dataset(dataset_name(cfg), cfg.data_dir, cfg.val_fraction)
     else:
-        data = datasets.transformed_image_data(
+        data = transforms.transformed_image_data(
             cfg.dataset, cfg.image_transform, cfg.image_max_shift, cfg.data_dir, cfg.val_fraction
         )
     if cfg.train_subset:
@@ -137,15 +167,6 @@ def load_transfer_data(cfg: TransferConfig) -> datasets.TransferData:
             data, x_train=data.x_train[: cfg.train_subset], y_train=data.y_train[: cfg.train_subset]
         )
     return data
-
-
-def build_net(name: str, num_classes: int, in_shape: tuple[int, ...]) -> nn.Module:
-    """A network by name: the Orbit experiments' own (``NETS``) first, then ``autoinv.models``."""
-    if name in NETS:
-        return create_net(name, num_classes, in_shape)
-    from autoinv.models import create_model
-
-    return create_model(name, num_classes, in_shape)
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -158,100 +179,45 @@ def to_net(u: torch.Tensor) -> torch.Tensor:
     return loop.standardize(u) if u.dim() == 4 else u
 
 
-def _uses_framework_teacher(cfg: TransferConfig) -> bool:
-    return cfg.dataset != SHIFT_DATASET and cfg.teacher_arch not in NETS
+def teacher_specs(cfg: TransferConfig) -> list[TeacherSpec]:
+    """The teacher Φ, which the search trains once on its driver before the trials find it in the cache.
 
-
-def teacher_specs(cfg: TransferConfig) -> list[Any]:
-    """The teacher the search trains before its trials, when it goes through ``autoinv.teachers``.
-
-    Teachers of the Orbit experiments' own architectures (``NETS``) and every ``mnist1d_shift`` teacher are
-    trained and cached by :func:`load_teacher` under the same kind of hashed, locked cache entry instead: the
-    framework cannot yet build them by name.
+    Teachers on ``mnist1d_shift`` and of the Orbit experiments' own architectures (:data:`PAPER_NETS`) train with
+    the paper's recipe, independent of the student's settings so every student shares one teacher: Adam, epochs
+    of 100 steps, cosine decay, no weight decay, on the student's training data (``train_subset`` too). The
+    framework's other architectures on images train as the framework's teachers do (SGD, full passes), on all of it.
+    Neither sees base augmentation: crops would show the teacher translations the student must not see.
     """
-    if not _uses_framework_teacher(cfg):
-        return []
-    from autoinv.teachers import TeacherSpec
-
-    return [
-        TeacherSpec(
-            arch=cfg.teacher_arch,
-            dataset=cfg.dataset,
-            data_dir=cfg.data_dir,
-            val_fraction=cfg.val_fraction,
-            epochs=cfg.teacher_epochs,
-            lr=cfg.teacher_lr,
-            batch_size=cfg.teacher_batch_size,
-            augment="none",  # crops would show the teacher translations the student must not see
-            checkpoint=cfg.teacher_checkpoint,
-        )
-    ]
+    common = {
+        "arch": cfg.teacher_arch,
+        "dataset": dataset_name(cfg),
+        "data_dir": cfg.data_dir,
+        "val_fraction": cfg.val_fraction,
+        "epochs": cfg.teacher_epochs,
+        "lr": cfg.teacher_lr,
+        "batch_size": cfg.teacher_batch_size,
+        "augment": "none",
+        "checkpoint": cfg.teacher_checkpoint,
+    }
+    if not is_shift_data(cfg) and cfg.teacher_arch not in PAPER_NETS:
+        return [TeacherSpec(**common)]
+    paper = {"steps_per_epoch": 100, "optimizer": "adam", "weight_decay": 0.0, "schedule": "cosine"}
+    return [TeacherSpec(**common, **paper, train_subset=cfg.train_subset, seed=0)]
 
 
-def _teacher_config(cfg: TransferConfig, data: datasets.TransferData) -> BaseConfig:
-    return BaseConfig(
-        dataset=data.name,
-        data_dir=cfg.data_dir,
-        val_fraction=cfg.val_fraction,
-        model=cfg.teacher_arch,
-        epochs=cfg.teacher_epochs,
-        steps_per_epoch=100,  # independent of the student's settings, so every student shares one teacher
-        batch_size=cfg.teacher_batch_size,
-        optimizer="adam",
-        lr=cfg.teacher_lr,
-        weight_decay=0.0,
-        schedule="cosine",
-        augment="none",
-        seed=0,  # one teacher per data/arch/schedule, shared by all trial seeds
-        device=cfg.device,
-        amp=cfg.amp,
-        eval_batch_size=cfg.eval_batch_size,
-    )
+def load_teacher(cfg: TransferConfig, cache_dir: str, device: torch.device) -> nn.Module:
+    """The frozen teacher Φ in eval mode on ``device``, from :mod:`autoinv.teachers`' cache (trained if absent)."""
+    return load_or_train(teacher_specs(cfg)[0], cache_dir, device, progress=False)
 
 
-def load_teacher(cfg: TransferConfig, data: datasets.TransferData, cache_dir: str, device: torch.device) -> nn.Module:
-    """The frozen teacher Φ in eval mode on ``device``: loaded, found in the cache, or trained into it.
-
-    Own-architecture teachers are cached as ``<cache_dir>/teachers/orbit-<hash>.pt``, keyed by the hash of their
-    training config and the data name; a file lock keeps parallel trials from training the same one twice.
-    """
-    if _uses_framework_teacher(cfg):
-        from autoinv.teachers import load_or_train
-
-        return load_or_train(teacher_specs(cfg)[0], cache_dir, device, progress=False)
-    tcfg = _teacher_config(cfg, data)
-    with loop.seeded(tcfg.seed):  # initial weights from the teacher's config alone, as its cache key says
-        teacher = build_net(cfg.teacher_arch, data.num_classes, data.shape).to(device)
-    path = cfg.teacher_checkpoint
-    if not path:
-        key = hashlib.sha256(json.dumps(dataclasses.asdict(tcfg), sort_keys=True).encode()).hexdigest()[:16]
-        path = os.path.join(cache_dir, "teachers", f"orbit-{key}.pt")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with FileLock(path + ".lock"):
-            if not os.path.exists(path):
-                _train_teacher(tcfg, data.to(device), teacher)
-                torch.save({"config": dataclasses.asdict(tcfg), "model": teacher.state_dict()}, path + ".tmp")
-                os.replace(path + ".tmp", path)  # atomic: a reader never sees half a file
-    blob = torch.load(path, map_location=device, weights_only=True)
-    teacher.load_state_dict(blob.get("model", blob))
-    return teacher.eval().requires_grad_(False)
-
-
-def _train_teacher(tcfg: BaseConfig, data: datasets.TransferData, teacher: nn.Module) -> None:
-    def loss_fn(model, x, y, generator):
-        return F.cross_entropy(model(loop.prepare(x)), y), {}
-
-    loop.train_classifier(tcfg, loop.MemoryRun(), data, teacher, loss_fn)  # seeds itself from tcfg.seed
-
-
-def build_student(cfg: TransferConfig, data: datasets.TransferData, device: torch.device) -> nn.Module:
+def build_student(cfg: TransferConfig, data: Dataset, device: torch.device) -> nn.Module:
     """The student Ψ, initialised from ``cfg.seed`` alone (so methods with the same seed start from the same Ψ)."""
     loop.seed_everything(cfg.seed)
-    return build_net(cfg.model, data.num_classes, data.shape).to(device)
+    return create_model(cfg.model, data.num_classes, data.shape).to(device)
 
 
 def teacher_layouts(
-    cfg: TransferConfig, teacher: nn.Module, student: nn.Module, data: datasets.TransferData
+    cfg: TransferConfig, teacher: nn.Module, student: nn.Module, data: Dataset
 ) -> list[tuple[int, ...]]:
     """Check the layer names to match and return the teacher layers' per-sample shapes.
 
@@ -282,8 +248,8 @@ def preflight(cfg: TransferConfig, uses_layers: bool = True) -> None:
     Builds untrained teacher and student on the CPU. Raises the same one-line ``ValueError`` subclasses ``fit`` would.
     """
     data = load_transfer_data(cfg)
-    teacher = build_net(cfg.teacher_arch, data.num_classes, data.shape).eval()
-    student = build_net(cfg.model, data.num_classes, data.shape)
+    teacher = create_model(cfg.teacher_arch, data.num_classes, data.shape).eval()
+    student = create_model(cfg.model, data.num_classes, data.shape)
     if uses_layers:
         teacher_layouts(cfg, teacher, student, data)
 
@@ -299,7 +265,7 @@ StudentLoss = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tens
 def fit_student(
     cfg: TransferConfig,
     run: loop.Run,
-    data: datasets.TransferData,
+    data: Dataset,
     teacher: nn.Module,
     student: nn.Module,
     loss: StudentLoss,
@@ -310,9 +276,9 @@ def fit_student(
     """Train the student with ``loss`` through the framework's resumable epoch loop.
 
     Every epoch reports ``val/acc`` (seen transforms; the search metric) plus ``extra_metrics``. At the last epoch
-    it sends the accuracy-against-transform picture (teacher and this student), and with ``cfg.eval_test`` it adds
-    ``test/acc`` (seen) and the extra test splits (``test/acc_unseen``, ``test/acc_all``, or
-    ``test/acc_translated`` / ``test/acc_rotated``).
+    it sends the accuracy-against-transform picture (teacher and this student), and with ``cfg.eval_test`` the
+    framework's loop adds ``test/acc`` (seen) and the data's extra test splits (``test/acc_unseen``,
+    ``test/acc_all``, or ``test/acc_translated`` / ``test/acc_rotated``).
 
     Args:
         cfg: The method's config.
@@ -334,10 +300,9 @@ def fit_student(
             "teacher": accuracy_by_transform(teacher, data, cfg),
             label: accuracy_by_transform(student, data, cfg),
         }
-        run.figure("transfer/acc_vs_transform", plots.accuracy_curves(curves, data.transform, cfg.shift_limit), epoch)
-        if cfg.eval_test:
-            for key, (x, y) in data.extra_tests.items():
-                metrics[f"test/{key}"] = loop.evaluate(student, x, y, cfg.eval_batch_size, cfg.amp)["acc"]
+        run.figure(
+            "transfer/acc_vs_transform", plots.accuracy_curves(curves, transform_of(cfg), cfg.shift_limit), epoch
+        )
         return metrics
 
     def loss_fn(model, x, y, generator):
@@ -350,7 +315,7 @@ def fit_transfer(
     cfg: TransferConfig,
     run: loop.Run,
     label: str,
-    make_loss: Callable[[nn.Module, datasets.TransferData], StudentLoss],
+    make_loss: Callable[[nn.Module, Dataset], StudentLoss],
     uses_layers: bool = True,
 ) -> dict[str, float]:
     """A whole baseline trial: data → teacher (cached) → student trained with ``make_loss(teacher, data)``.
@@ -364,7 +329,7 @@ def fit_transfer(
     """
     device = loop.pick_device(cfg.device)
     data = load_transfer_data(cfg).to(device)
-    teacher = load_teacher(cfg, data, run.cache_dir, device)
+    teacher = load_teacher(cfg, run.cache_dir, device)
     student = build_student(cfg, data, device)
     if uses_layers:
         teacher_layouts(cfg, teacher, student, data)
@@ -399,14 +364,15 @@ def paired_loss(cfg: TransferConfig, teacher: nn.Module, term: PairedTerm, name:
     return loss
 
 
-def accuracy_by_transform(model: nn.Module, data: datasets.TransferData, cfg: TransferConfig) -> dict[int, float]:
+def accuracy_by_transform(model: nn.Module, data: Dataset, cfg: TransferConfig) -> dict[int, float]:
     """Test accuracy of ``model`` with every test sample moved by the same transform, one entry per transform.
 
     MNIST-1D: circular shifts 0..39; translated images: horizontal shifts −m..m; rotated images: 0..3 quarters.
     """
-    if data.transform == "shift":
-        moves = range(datasets.SIGNAL_LENGTH)
-    elif data.transform == "translate":
+    transform = transform_of(cfg)
+    if transform == "shift":
+        moves = range(MNIST1D_LENGTH)
+    elif transform == "translate":
         moves = range(-cfg.image_max_shift, cfg.image_max_shift + 1)
     else:
         moves = range(4)
@@ -414,11 +380,11 @@ def accuracy_by_transform(model: nn.Module, data: datasets.TransferData, cfg: Tr
     for m in moves:
         n = len(data.x_base)
         move = torch.full((n,), m, dtype=torch.long)
-        if data.transform == "shift":
-            x = datasets.roll_signals(data.x_base, move)
-        elif data.transform == "translate":
-            x = datasets.roll_images(data.x_base, torch.zeros_like(move), move)
+        if transform == "shift":
+            x = roll_signals(data.x_base, move)
+        elif transform == "translate":
+            x = transforms.roll_images(data.x_base, torch.zeros_like(move), move)
         else:
-            x = datasets.rotate_images(data.x_base, move)
+            x = transforms.rotate_images(data.x_base, move)
         out[m] = loop.evaluate(model, x, data.y_base, cfg.eval_batch_size, cfg.amp)["acc"]
     return out

@@ -236,14 +236,17 @@ def table(args: argparse.Namespace) -> str:
 def sweep(args: argparse.Namespace) -> str:
     """The paper's Figure 2 (Figure 3 with ``--linear``): every method trained at s = 0, 10, 20, 30, 40.
 
-    Returns a markdown table (seen-shift / unseen-shift test accuracy, one column per s) and, with ``--figure``,
-    saves both as line plots against s.
+    Returns a markdown table (seen-shift / unseen-shift test accuracy, one column per s; mean ± std with ``--seeds``)
+    and, with ``--figure``, saves both (the seeds' means) as line plots against s.
     """
     cache = args.cache_dir or tempfile.mkdtemp(prefix="bench_orbit_")
-    by_shift = {}  # s -> {name: [seen, unseen, all]}
-    for s in SHIFTS:
-        teacher_row, rows, _ = train_every_method(args, s, cache)
-        by_shift[s] = {"teacher": teacher_row, **{name: ours for name, ours, _ in rows}}
+    by_shift: dict[int, dict[str, list[list[float]]]] = {}  # s -> {name: [seen, unseen, all], one value per seed}
+    for seed in args.seeds or [args.seed]:
+        for s in SHIFTS:
+            teacher_row, rows, _ = train_every_method(args, s, cache, seed)
+            for name, ours in [("teacher", teacher_row), *((n, o) for n, o, _ in rows)]:
+                for column, v in zip(by_shift.setdefault(s, {}).setdefault(name, [[], [], []]), ours):
+                    column.append(v)
     names = list(by_shift[SHIFTS[0]])
     lines = [
         f"MNIST-1D, shift limit s = {', '.join(map(str, SHIFTS))}, {_setting(args)}; test accuracy (%), seen / unseen",
@@ -260,7 +263,7 @@ def sweep(args: argparse.Namespace) -> str:
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
         for ax, (split, column) in zip(axes, (("seen", 0), ("unseen", 1))):
             for n in names:
-                ax.plot(SHIFTS, [by_shift[s][n][column] for s in SHIFTS], marker="o", label=n)
+                ax.plot(SHIFTS, [statistics.mean(by_shift[s][n][column]) for s in SHIFTS], marker="o", label=n)
             ax.set(title=f"test accuracy, {split} shifts", xlabel="shift limit s", xticks=SHIFTS, ylim=(0, 100))
         axes[0].set_ylabel("%")
         axes[1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
@@ -280,7 +283,9 @@ def main() -> None:
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=250)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="--table: mean ± std over these seeds")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=None, help="--table, --sweep: mean ± std over these seeds"
+    )
     parser.add_argument("--teacher-epochs", type=int, default=10, help="teacher epochs of 100 steps")
     parser.add_argument("--orbit-steps", type=int, default=0, help="steps to learn ρ (0: the config's 1500)")
     parser.add_argument("--cache-dir", default="", help="teacher cache (default: a fresh temporary folder)")

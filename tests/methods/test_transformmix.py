@@ -420,3 +420,24 @@ Mixup 1.74), while this one separates them. Over five teachers (different initia
 The seeded teacher here: TransformMix 1.728, Mixup 1.817, CutMix 3.128."""
 CLAIM_MARGIN = 0.05
 """Nats of teacher CE that TransformMix must beat Mixup and CutMix by: about half the smallest gap measured."""
+
+
+def test_search_stage_takes_its_own_steps_per_epoch(monkeypatch):
+    """``mix_steps_per_epoch`` sizes the search stage alone (the quick search halves it); 0 follows the task's."""
+    asked = []
+    batches = loop.batch_indices
+
+    def counting(n, batch_size, generator, device, steps=0):
+        asked.append(steps)
+        return batches(n, batch_size, generator, device, steps)
+
+    monkeypatch.setattr(loop, "batch_indices", counting)
+    cfg = tm.Config(**{**TINY, "mix_epochs": 1, "mix_steps_per_epoch": 2, "steps_per_epoch": 5})
+    data = loop.load_data(cfg, torch.device("cpu"))
+    teacher = create_model(cfg.teacher_arch, data.num_classes, data.shape).eval().requires_grad_(False)
+    cams = torch.zeros(len(data.x_train), 1, *data.shape[1:], dtype=torch.uint8)
+    tm.search_mixer(cfg, teacher, data, cams)
+    tm.search_mixer(tm.Config(**{**TINY, "mix_epochs": 1, "steps_per_epoch": 5}), teacher, data, cams)
+    assert asked == [2, 5]
+    with pytest.raises(ConfigError, match="mix_steps_per_epoch"):
+        tm.Config(mix_steps_per_epoch=-1)

@@ -90,6 +90,8 @@ class Config(BaseConfig):
     """Weight decay of f_s and f_m in the search stage (paper: 0.01; τ is not decayed)."""
     mix_epochs: int = 10
     """Epochs of the search stage (paper: 100); 0 keeps the untrained mixer (identity warps)."""
+    mix_steps_per_epoch: int = 0
+    """Steps per search-stage epoch; 0 takes the task's ``steps_per_epoch`` (0 there: one pass over the data)."""
     mix_prob: float = 1.0
     """Probability that a task-network batch is mixed (otherwise it trains on the plain batch)."""
     mixer_from: str = ""
@@ -108,6 +110,7 @@ class Config(BaseConfig):
         _check(self, "mix_lr", self.mix_lr > 0, "must be > 0")
         _check(self, "mix_weight_decay", self.mix_weight_decay >= 0, "must be >= 0")
         _check(self, "mix_epochs", self.mix_epochs >= 0, "must be >= 0")
+        _check(self, "mix_steps_per_epoch", self.mix_steps_per_epoch >= 0, "must be >= 0")
         _check(self, "mix_prob", 0.0 <= self.mix_prob <= 1.0, "must be in [0, 1]")
         _check(self, "teacher_epochs", self.teacher_epochs >= 0, "must be >= 0")
         _check(self, "teacher_lr", self.teacher_lr > 0, "must be > 0")
@@ -178,7 +181,8 @@ def search_mixer(
     """The search stage: train f_s, f_m and τ so the frozen teacher classifies mixes as their mixed labels.
 
     Args:
-        cfg: Config (``mix_*`` fields, ``batch_size``, ``steps_per_epoch``, ``momentum``, ``augment``, ``seed``).
+        cfg: Config (``mix_*`` fields, ``batch_size``, ``steps_per_epoch`` unless ``mix_steps_per_epoch`` is set,
+            ``momentum``, ``augment``, ``seed``).
         teacher: Frozen teacher on the data's device.
         data: Dataset on the device.
         cams: uint8 CAMs of ``data.x_train``, (N, 1, H, W).
@@ -204,7 +208,8 @@ def search_mixer(
     history = []
     for epoch in range(cfg.mix_epochs):
         ce_sum, seen = 0.0, 0
-        for idx in loop.batch_indices(len(data.x_train), cfg.batch_size, gen, device, cfg.steps_per_epoch):
+        steps = cfg.mix_steps_per_epoch or cfg.steps_per_epoch
+        for idx in loop.batch_indices(len(data.x_train), cfg.batch_size, gen, device, steps):
             x, c = base_augment(data.x_train[idx], cams[idx], data.y_train[idx], cfg.augment, device_gen, teacher)
             y = F.one_hot(data.y_train[idx], data.num_classes).float()
             partners, lam = (

@@ -254,13 +254,7 @@ def _untranslated_mnist1d(root: Path, file: str) -> dict[str, np.ndarray]:
     how = (
         f"pass mnist1d_shift:file=PATH to a .npz with float arrays x, x_test (N, {MNIST1D_LENGTH}) and labels y, y_test"
     )
-    if not path.is_file():
-        raise DatasetError(f"mnist1d_shift file '{path}' does not exist; {how}")
-    try:
-        with np.load(path) as f:  # allow_pickle stays False: a data file must not run code
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise DatasetError(f"cannot read '{path}' as .npz ({e}); {how}") from e
+    arrays = _read_npz(path, f"mnist1d_shift file '{path}' does not exist; {how}", how)
     missing = {"x", "y", "x_test", "y_test"} - set(arrays)
     if missing:
         raise DatasetError(f"mnist1d_shift file '{path}' lacks arrays {', '.join(sorted(missing))}; {how}")
@@ -755,15 +749,24 @@ def _cached_npz(path: Path, make: Callable[[], dict[str, np.ndarray]]) -> dict[s
 # Custom data
 
 
-def _load_npz(path: Path, seed: int) -> _Arrays:
-    """``npz:PATH``: arrays ``x``, ``y`` and optionally ``x_test``, ``y_test`` (else 20 % of ``x`` is held out)."""
+def _read_npz(path: Path, missing: str, how: str) -> dict[str, np.ndarray]:
+    """The arrays of the ``.npz`` at ``path``: ``DatasetError(missing)`` if absent, one naming ``how`` if unreadable."""
     if not path.is_file():
-        raise DatasetError(f"npz file '{path}' does not exist; pass npz:PATH to a .npz with arrays x and y")
+        raise DatasetError(missing)
     try:
         with np.load(path) as f:  # allow_pickle stays False: a data file must not run code
-            arrays = {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files}
     except (OSError, ValueError, zipfile.BadZipFile) as e:
-        raise DatasetError(f"cannot read '{path}' as .npz ({e}); save it with numpy.savez(path, x=..., y=...)") from e
+        raise DatasetError(f"cannot read '{path}' as .npz ({e}); {how}") from e
+
+
+def _load_npz(path: Path, seed: int) -> _Arrays:
+    """``npz:PATH``: arrays ``x``, ``y`` and optionally ``x_test``, ``y_test`` (else 20 % of ``x`` is held out)."""
+    arrays = _read_npz(
+        path,
+        f"npz file '{path}' does not exist; pass npz:PATH to a .npz with arrays x and y",
+        "save it with numpy.savez(path, x=..., y=...)",
+    )
     expected = {"x", "y"} | ({"x_test", "y_test"} if {"x_test", "y_test"} & set(arrays) else set())
     if not expected <= set(arrays):
         raise DatasetError(

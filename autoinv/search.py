@@ -383,8 +383,13 @@ def _searcher(search: ModuleType, run_name: str, seed: int, max_epochs: int, num
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
             if result and not error and int(result.get("epoch", max_epochs)) < max_epochs:
                 if trial_id not in self._completed_trials:
-                    self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
-                    self._completed_trials.add(trial_id)
+                    self._completed_trials.add(trial_id)  # first: a result still in flight must not reach Optuna
+                    try:
+                        self._ot_study.tell(self._ot_trials[trial_id], state=optuna.trial.TrialState.PRUNED)
+                    except RuntimeError:
+                        # GridSampler stops the study once its last point is told, and Study.stop raises outside
+                        # study.optimize, after the trial is already closed (Ray's own tell catches it too).
+                        pass
                 return
             super().on_trial_complete(trial_id, result, error)
 

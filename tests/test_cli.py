@@ -325,3 +325,25 @@ def test_every_experiment_is_tagged_for_the_training_runs_view(tmp_path):
     assert tracking.get_or_create_experiment(client, "legacy") == legacy
     for experiment_id in (created, legacy):
         assert client.get_experiment(experiment_id).tags[tracking.KIND_TAG] == "custom_model_development"
+
+
+def test_a_grid_search_whose_last_trial_asha_stops_goes_on():
+    """Optuna's GridSampler stops the study when its last point is told, and Study.stop raises outside optimize:
+    that once crashed `student_ce_sweep --quick` when ASHA stopped the grid's last trial."""
+    import types
+
+    from autoinv.search import _searcher
+
+    def space(trial):
+        trial.suggest_categorical("x", [0, 1])
+
+    search = types.SimpleNamespace(GRID={"x": [0, 1]}, METRIC="val/acc", MODE="max", space=space)
+    searcher = _searcher(search, "grid", seed=0, max_epochs=3, num_samples=2)
+    for trial_id in ("a", "b"):
+        assert searcher.suggest(trial_id) is not None
+        searcher.on_trial_result(trial_id, {"val/acc": 0.5, "training_iteration": 1, "epoch": 1})
+    for trial_id in ("a", "b"):  # both stopped early by ASHA: PRUNED
+        searcher.on_trial_complete(trial_id, {"val/acc": 0.5, "training_iteration": 1, "epoch": 1})
+    searcher.on_trial_result("b", {"val/acc": 0.6, "training_iteration": 2, "epoch": 2})  # in flight before the stop
+    states = [t.state.name for t in searcher._ot_study.trials]
+    assert states == ["PRUNED", "PRUNED"]

@@ -210,7 +210,10 @@ def test_several_teachers_with_ema_learn_r_and_export_reuses_the_augmenter_froze
 
 def test_the_corruption_field_keeps_old_teacher_cache_keys():
     spec = TeacherSpec()
-    old = {k: v for k, v in dataclasses.asdict(spec).items() if k != "corruption"}
+    # the key of a spec whose later fields (corruption, then the Orbit recipe's) are at their defaults is the hash of
+    # the fields that existed before them
+    later = ("corruption", "steps_per_epoch", "optimizer", "weight_decay", "schedule")
+    old = {k: v for k, v in dataclasses.asdict(spec).items() if k not in later}
     expected = hashlib.sha256(json.dumps(old, sort_keys=True).encode()).hexdigest()[:16]
     assert teacher_key(spec) == expected
     assert teacher_key(dataclasses.replace(spec, corruption="contrast")) != expected

@@ -151,8 +151,16 @@ FIXED_LAMBDA = {
 }
 """The same fixed λ = 0.01 for both (InstaAug's window made so wide that its scheduler never moves λ)."""
 
-FLOW_MODES = {"flow_base": "gmm", "flow_modes": 30, "flow_loc_std": 1.0, "flow_gumbel_hard": True, "pose_width": 16}
-"""FlowInv's base for the multi-modal setting: 30 Gaussian modes spread over ±1 at the start, one drawn per sample."""
+FLOW_MODES = {
+    "flow_base": "gmm",
+    "flow_modes": 30,
+    "flow_loc_std": 1.0,
+    "flow_gumbel_hard": True,
+    "flow_mode_gradient": "score",
+    "pose_width": 16,
+}
+"""FlowInv's base for the multi-modal setting: 30 Gaussian modes spread over ±1 at the start, one drawn per sample,
+the modes' weights learning from their samples' costs (score function)."""
 
 
 def mode_table(names: list[str], seeds: list[int], epochs: int) -> None:

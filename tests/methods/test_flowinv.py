@@ -102,11 +102,46 @@ def test_gumbel_mode_weights_sum_to_one_soft_and_hard():
 def test_mixture_base_log_density_is_the_mixture():
     base = fi.MixtureBase(2, modes=3, scale=0.3, loc_std=0.8)
     params = torch.zeros(4, base.param_len())
-    z, log_p = base(params, torch.Generator().manual_seed(0), tau=0.1)
+    z, log_p, _ = base(params, torch.Generator().manual_seed(0), tau=0.1)
     scale = base.log_scale.exp()
     comps = torch.distributions.Independent(torch.distributions.Normal(base.loc.clamp(-1, 1), scale), 1)
     mix = torch.distributions.MixtureSameFamily(torch.distributions.Categorical(logits=base.logits), comps)
     assert torch.allclose(log_p, mix.log_prob(z), atol=1e-5)
+
+
+def test_score_mode_draws_give_the_exact_gradient_of_the_expected_cost_in_expectation():
+    # E_k[c_k] over k ~ softmax(logits) has gradient p ⊙ (c − p·c) in the logits; the score-function surrogate with
+    # the batch-mean baseline must match it on average, and straight-through hard draws put no mode log-prob in.
+    base = fi.MixtureBase(1, modes=3, scale=0.1, loc_std=0.8)
+    with torch.no_grad():
+        base.logits.copy_(torch.tensor([0.5, 0.0, -0.5]))
+    cost_of_mode = torch.tensor([1.0, 3.0, 0.0])
+    params = torch.zeros(40000, base.param_len())
+    _, _, log_mode = base(params, torch.Generator().manual_seed(0), tau=0.5, hard=True, score=True)
+    drawn = log_mode.detach().exp()
+    p = torch.softmax(base.logits.detach(), 0)
+    assert torch.allclose(drawn.unique().sort().values, p.sort().values, atol=1e-5)  # log P of the mode drawn
+    mode = (drawn[:, None] - p).abs().argmin(1)
+    cost = cost_of_mode[mode]
+    ((cost - cost.mean()) * log_mode).mean().backward()
+    exact = p * (cost_of_mode - (p * cost_of_mode).sum())
+    assert torch.allclose(base.logits.grad, exact, atol=0.03), (base.logits.grad, exact)
+    _, _, none = base(params[:10], torch.Generator().manual_seed(0), tau=0.5, hard=True, score=False)
+    assert (none == 0).all()
+
+
+def test_score_mode_gradient_reaches_the_mode_logits_only_through_the_score_term():
+    flow = _flow("rotate", base="gmm", modes=3, layers=1, gumbel_hard=True, mode_gradient="score")
+    x = _images()
+    w, log_q, log_mode = flow.sample_with_mode(x, 2, torch.Generator().manual_seed(0))
+    w.sum().backward()  # no straight-through: the sample's position passes nothing to the mode logits
+    assert flow.base.logits.grad is None or flow.base.logits.grad.abs().sum() == 0
+    flow.zero_grad()
+    w, log_q, log_mode = flow.sample_with_mode(x, 2, torch.Generator().manual_seed(0))
+    log_mode.sum().backward()
+    assert flow.base.logits.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="flow_mode_gradient"):
+        fi.Config(flow_mode_gradient="reinforce")
 
 
 # --- gradients, replay, parameterisation ----------------------------------------------------------------------------
@@ -424,16 +459,17 @@ def test_flowinv_learns_the_90_degree_range_shifted_by_the_input_and_augerino_a_
 CLAIM_MODES = {"dataset": "marioiggy:rot=30,modes=3,n_train=3000", "aug_type": "rotate", "batch_size": 64}
 CLAIM_MODES.update(aug_warmup_epochs=5, aug_freeze_classifier=True, epochs=30)
 FLOW_MODES = {"flow_base": "gmm", "flow_modes": 30, "flow_loc_std": 1.0, "flow_gumbel_hard": True, "pose_width": 16}
+FLOW_MODES.update(flow_mode_gradient="score")
 
 
 @pytest.mark.slow
 def test_flowinv_is_multi_modal_on_three_modes_and_instaaug_holds_one(cache_dir):
-    # Measured (method card): FlowInv 0.26 / 0.25 / 0.30 at seed 0, two modes ≥ 0.25 at seeds 1 and 2; InstaAug
-    # 0.85 / 0 / 0. The issue's ≥ 15 % in each of the 3 modes holds at seed 0 only, so that is not asserted.
+    # Measured (method card): FlowInv with score-function mode weights 0.28 / 0.27 / 0.26 at seed 0 (0.35 / 0.28 /
+    # 0.27 and 0.37 / 0.31 / 0.27 at seeds 1, 2); InstaAug 0.85 / 0 / 0. The bar: ≥ 15 % in each mode.
     run = loop.MemoryRun(cache_dir=cache_dir)
     fi.fit(fi.Config(**CLAIM_MODES, **FLOW_MODES), run)
     flow = fi.mode_mass(fi.augmenter_from_payload(run.artifacts["augmenter"]))["mass"]
-    assert (flow >= 0.15).sum() >= 2, f"FlowInv's mass per mode {flow.tolist()}"
+    assert (flow >= 0.15).all(), f"FlowInv's mass per mode {flow.tolist()}"
     ranges = loop.MemoryRun(cache_dir=cache_dir)
     instaaug.fit(instaaug.Config(**CLAIM_MODES), ranges)
     insta = fi.mode_mass(fi.augmenter_from_payload(ranges.artifacts["augmenter"]))["mass"]

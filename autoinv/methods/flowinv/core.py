@@ -162,15 +162,25 @@ def tanh_bound(z: Tensor, width: float) -> tuple[Tensor, Tensor]:
     return width * t, log_det
 
 
-def gumbel_softmax(logits: Tensor, tau: float, hard: bool = False, generator: torch.Generator | None = None) -> Tensor:
-    """Mode weights (N, K) summing to one: softmax((logits + Gumbel noise) / τ), one-hot (straight-through) if hard."""
+def gumbel_softmax(
+    logits: Tensor,
+    tau: float,
+    hard: bool = False,
+    generator: torch.Generator | None = None,
+    straight_through: bool = True,
+) -> Tensor:
+    """Mode weights (N, K) summing to one: softmax((logits + Gumbel noise) / τ), one-hot if hard.
+
+    A hard draw passes the soft weights' gradient through (straight-through) unless ``straight_through`` is False;
+    then it is a plain sample of the categorical softmax(logits), with no gradient, for a score-function estimator.
+    """
     u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
     gumbel = -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10))
     soft = F.softmax((logits + gumbel) / tau, dim=-1)
     if not hard:
         return soft
     one_hot = F.one_hot(soft.argmax(-1), logits.shape[-1]).to(soft.dtype)
-    return one_hot + soft - soft.detach()
+    return one_hot + soft - soft.detach() if straight_through else one_hot.detach()
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -281,14 +291,19 @@ class UniformBase(nn.Module):
         return 2 * self.dim
 
     def forward(
-        self, params: Tensor, generator: torch.Generator | None = None, tau: float = 1.0, hard: bool = False
-    ) -> tuple[Tensor, Tensor]:
-        """Context params (N, 2d) from the context → z (N, d), log p(z) (N,)."""
+        self,
+        params: Tensor,
+        generator: torch.Generator | None = None,
+        tau: float = 1.0,
+        hard: bool = False,
+        score: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Context params (N, 2d) from the context → z (N, d), log p(z) (N,), and zeros (N,): no discrete draw."""
         d_loc, d_scale = params.chunk(2, dim=1)
         loc = self.loc + d_loc
         log_scale = (self.log_scale + d_scale).clamp(-6.0, math.log(2.0))
         u = torch.rand(loc.shape, generator=generator, device=loc.device, dtype=loc.dtype)
-        return loc + (u - 0.5) * log_scale.exp(), -log_scale.sum(1)
+        return loc + (u - 0.5) * log_scale.exp(), -log_scale.sum(1), log_scale.new_zeros(len(loc))
 
 
 class MixtureBase(nn.Module):
@@ -310,20 +325,31 @@ class MixtureBase(nn.Module):
         return self.modes * (2 * self.dim + 1)
 
     def forward(
-        self, params: Tensor, generator: torch.Generator | None = None, tau: float = 0.1, hard: bool = False
-    ) -> tuple[Tensor, Tensor]:
-        """Context params (N, K(2d + 1)) from the context → z (N, d), log p(z) (N,)."""
+        self,
+        params: Tensor,
+        generator: torch.Generator | None = None,
+        tau: float = 0.1,
+        hard: bool = False,
+        score: bool = False,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Context params (N, K(2d + 1)) from the context → z (N, d), log p(z) (N,), log P(drawn mode) (N,).
+
+        With ``hard`` and ``score`` the mode is a plain categorical draw (no straight-through gradient): its log
+        probability, the third output, is what a score-function estimator weights by each sample's cost. Otherwise
+        the third output is zeros.
+        """
         n, k, d = len(params), self.modes, self.dim
         d_loc, d_scale, d_logit = params.split([k * d, k * d, k], dim=1)
         loc = (self.loc + d_loc.view(n, k, d)).clamp(-1.0, 1.0)
         log_scale = (self.log_scale + d_scale.view(n, k, d)).clamp(-6.0, math.log(2.0))
         logits = F.log_softmax(self.logits + d_logit, dim=1)
-        weights = gumbel_softmax(logits, tau, hard, generator)  # (N, K)
+        weights = gumbel_softmax(logits, tau, hard, generator, straight_through=not score)  # (N, K)
         eps = torch.randn((n, d), generator=generator, device=params.device, dtype=params.dtype)
         z = (weights[:, :, None] * loc).sum(1) + eps * (weights[:, :, None] * log_scale.exp()).sum(1)
         diff = (z[:, None, :] - loc) / log_scale.exp()
         log_normal = -0.5 * diff.pow(2).sum(2) - log_scale.sum(2) - 0.5 * d * math.log(2 * math.pi)
-        return z, torch.logsumexp(logits + log_normal, dim=1)
+        log_mode = (weights * logits).sum(1) if hard and score else logits.new_zeros(n)
+        return z, torch.logsumexp(logits + log_normal, dim=1), log_mode
 
 
 class FlowAugmenter(nn.Module):
@@ -340,6 +366,9 @@ class FlowAugmenter(nn.Module):
         modes: mixture modes (gmm).
         gumbel_tau: Gumbel-softmax temperature of the mode weights (gmm).
         gumbel_hard: one-hot mode weights with straight-through gradients (gmm).
+        mode_gradient: how a hard draw's mode weights learn: ``"straight_through"`` (the soft weights' gradient) or
+            ``"score"`` (no gradient through the draw; the training loss adds a score-function term, see
+            :meth:`sample_with_mode`).
         base_scale: initial scale of the base (box width or σ).
         loc_std: initial spread of the base's locations.
         pose_width: width c of the pose CNN.
@@ -364,11 +393,13 @@ class FlowAugmenter(nn.Module):
         pose_width: int = 16,
         pose_dim: int = 32,
         trans_scale: float = 0.1,
+        mode_gradient: str = "straight_through",
     ) -> None:
         super().__init__()
         self.arch = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.aug_type, self.trans_scale = aug_type, trans_scale
         self.gumbel_tau, self.gumbel_hard = gumbel_tau, gumbel_hard
+        self.score_modes = base == "gmm" and gumbel_hard and mode_gradient == "score"
         self.dim = d = len(AUG_SLOTS[aug_type])
         self.pose = PoseNet(in_channels, pose_width, pose_dim)
         self.base = (
@@ -411,11 +442,25 @@ class FlowAugmenter(nn.Module):
         Returns:
             w (n·B, d), copy-major (rows j·B … j·B + B − 1 are copy j of every image), and log q(w | x) (n·B,).
         """
+        w, log_q, _ = self.sample_with_mode(x, n, generator)
+        return w, log_q
+
+    def sample_with_mode(
+        self, x: Tensor, n: int = 1, generator: torch.Generator | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`sample`, plus the log probability of each sample's drawn mixture mode (n·B,).
+
+        The third output is non-zero only with ``score_modes`` (a gmm base, hard draws, ``mode_gradient="score"``):
+        a loss adds ``mean((cost − baseline) · log P(mode))`` with the cost detached, so a mode's weight falls when
+        its samples cost more than the batch's average and rises when they cost less. Straight-through cannot tell
+        that: it sees only how the loss changes as the sample slides along the line between the modes' locations.
+        """
         with torch.autocast(x.device.type, enabled=False):
             e = self.embed(x.float()).repeat(n, 1)
-            z, log_p = self.base(self.project(e), generator, self.gumbel_tau, self.gumbel_hard)
+            params = self.project(e)
+            z, log_p, log_mode = self.base(params, generator, self.gumbel_tau, self.gumbel_hard, self.score_modes)
             w, log_det = self.transform(z, e)
-        return w, log_p - log_det
+        return w, log_p - log_det, log_mode
 
     def penalty(self, log_q: Tensor) -> Tensor:
         """The regulariser λ multiplies: mean log q (its minimisation raises the entropy)."""

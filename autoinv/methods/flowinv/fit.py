@@ -41,7 +41,10 @@ class Config(AugConfig):
     flow_gumbel_tau: float = 0.1
     """Gumbel-softmax temperature of the mode weights."""
     flow_gumbel_hard: bool = False
-    """One-hot mode weights (straight-through) instead of soft ones."""
+    """One-hot mode weights instead of soft ones."""
+    flow_mode_gradient: str = "straight_through"
+    """How hard mode draws learn their weights: ``straight_through`` (the soft weights' gradient, the reference) or
+    ``score`` (a score-function term: each sample's cost against the batch mean; ours, see the card)."""
     flow_base_scale: float = 0.1
     """Initial width (uniform) or σ (gmm) of the base."""
     flow_loc_std: float = 0.5
@@ -74,6 +77,12 @@ class Config(AugConfig):
         _check(self, "flow_base", self.flow_base in ("uniform", "gmm"), "must be uniform or gmm")
         _check(self, "flow_modes", self.flow_modes >= 1, "must be >= 1")
         _check(self, "flow_gumbel_tau", self.flow_gumbel_tau > 0, "must be > 0")
+        _check(
+            self,
+            "flow_mode_gradient",
+            self.flow_mode_gradient in ("straight_through", "score"),
+            "must be straight_through or score",
+        )
         _check(self, "flow_base_scale", self.flow_base_scale > 0, "must be > 0")
         _check(self, "flow_loc_std", self.flow_loc_std >= 0, "must be >= 0")
         _check(self, "pose_width", self.pose_width >= 1, "must be >= 1")
@@ -111,6 +120,7 @@ def build_augmenter(cfg: Config, in_channels: int) -> FlowAugmenter:
             pose_width=cfg.pose_width,
             pose_dim=cfg.pose_dim,
             trans_scale=cfg.aug_trans_scale,
+            mode_gradient=cfg.flow_mode_gradient,
         )
 
 

@@ -218,16 +218,24 @@ def augmented_loss(
         The loss (scalar), the CE over the views (scalar), the views' logits (n·B, classes) and log q (n·B,).
     """
     n = cfg.aug_copies
+    score = not frozen and getattr(augmenter, "score_modes", False)
     with torch.set_grad_enabled(not frozen and torch.is_grad_enabled()):
-        w, log_q = augmenter.sample(x, n, generator)
+        if score:
+            w, log_q, log_mode = augmenter.sample_with_mode(x, n, generator)
+        else:
+            w, log_q = augmenter.sample(x, n, generator)
         views = apply_params(x.repeat(n, 1, 1, 1), w, augmenter.aug_type, augmenter.trans_scale)
     inputs = torch.cat([x, views]) if cfg.aug_include_orig else views
     logits = model(loop.standardize(inputs)).float()
     orig, aug = (logits[: len(x)], logits[len(x) :]) if cfg.aug_include_orig else (None, logits)
-    ce_aug = F.cross_entropy(aug, y.repeat(n))
+    ce_each = F.cross_entropy(aug, y.repeat(n), reduction="none")
+    ce_aug = ce_each.mean()
     loss = ce_aug + (F.cross_entropy(orig, y) if orig is not None else 0.0)
     if not frozen:
         loss = loss + lam * augmenter.penalty(log_q)
+    if score:  # REINFORCE on the mode draws, each sample's own cost against the batch mean as the baseline
+        cost = (ce_each + lam * log_q).detach()
+        loss = loss + ((cost - cost.mean()) * log_mode).mean()
     return loss, ce_aug, aug, log_q
 
 

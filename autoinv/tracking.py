@@ -30,6 +30,8 @@ __all__ = [
     "default_tracking_uri",
     "check_tracking_uri",
     "client_for",
+    "is_server",
+    "artifact_root",
     "get_or_create_experiment",
     "runs_view_url",
     "share_trials_view",
@@ -152,6 +154,23 @@ def client_for(uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
+
+
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` is a tracking server (``http(s)://``) rather than a database the process opens itself."""
+    return uri.startswith(("http://", "https://"))
+
+
+def artifact_root(tracking_uri: str, directory: str = "") -> str:
+    """Where new experiments keep artifacts: ``<directory or cwd>/mlartifacts``, or ``""`` for a tracking server.
+
+    ``""`` lets the server choose its own store (``mlflow-artifacts:/…``, proxied with ``--serve-artifacts``). A
+    server's experiments must not point at a folder of the driver's disk: trials on other nodes would write their
+    figures there, and a UI on another machine could show none of them.
+    """
+    if is_server(tracking_uri):
+        return ""
+    return os.path.join(os.path.abspath(directory or os.getcwd()), "mlartifacts")
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str = "") -> str:

@@ -48,7 +48,7 @@ class Run(Protocol):
     """Where a method's ``fit`` sends its progress; see the module docstring for the implementations."""
 
     cache_dir: str
-    """Folder (or ``autoinv.storage`` URI) for artifacts shared across trials of one search (teachers); made on demand."""
+    """Directory for artifacts shared across trials of one search (teachers, CAMs); created on demand."""
 
     def report(self, epoch: int, metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
         """Record one epoch's metrics (0-based ``epoch``) and a resumable state (tensors and plain containers)."""

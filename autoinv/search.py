@@ -823,6 +823,9 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
         experiment_id = tracking.get_or_create_experiment(
             client, plan.experiment, artifact_root=tracking.artifact_root(plan.tracking_uri)
         )
+        note = tracking.server_artifacts_note(client, experiment_id, plan.tracking_uri)
+        if note:
+            print(note, file=sys.stderr)
         commit = tracking.git_commit()
         context_tags = tracking.context_tags(commit)
         parent_id = tracking.create_parent_run(

@@ -33,6 +33,7 @@ __all__ = [
     "is_server",
     "artifact_root",
     "get_or_create_experiment",
+    "server_artifacts_note",
     "runs_view_url",
     "share_trials_view",
     "trial_run_names",
@@ -194,6 +195,21 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def server_artifacts_note(client: MlflowClient, experiment_id: str, tracking_uri: str) -> str:
+    """A warning when a server's experiment keeps its artifacts in a folder rather than on the server; else ``""``.
+
+    Experiments made by earlier versions on a server point at ``file://<the driver's cwd>/mlartifacts``; an
+    experiment's artifact location cannot change, so the user needs another name.
+    """
+    location = client.get_experiment(experiment_id).artifact_location
+    if not is_server(tracking_uri) or not location.startswith(("file:", "/")):
+        return ""
+    return (
+        f"note: experiment {experiment_id} keeps artifacts in {location}, not on the server: figures of trials on "
+        "other machines land on their disks; pass a new --experiment name to keep them on the server"
+    )
 
 
 def runs_view_url(tracking_uri: str, experiment_id: str, ui: str = "http://127.0.0.1:5000", view: str = "") -> str:

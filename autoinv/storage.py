@@ -20,10 +20,12 @@ import hashlib
 import json
 import os
 import posixpath
+import types
 import urllib.parse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow.fs
+if TYPE_CHECKING:
+    import pyarrow.fs
 
 __all__ = ["Storage", "StorageError", "open_storage", "is_uri", "local_folder"]
 
@@ -49,10 +51,10 @@ class Storage:
     def __init__(self, uri: str) -> None:
         self.uri = uri if is_uri(uri) else os.path.abspath(uri)
         try:
-            self.fs, self.path = pyarrow.fs.FileSystem.from_uri(self.uri)
+            self.fs, self.path = _pafs().FileSystem.from_uri(self.uri)
         except (ValueError, OSError, TypeError) as error:  # ArrowInvalid is a ValueError; a region look-up an OSError
             raise StorageError(f"--storage {uri!r} is not usable: {_first_line(error)}") from None
-        self.is_local = isinstance(self.fs, pyarrow.fs.LocalFileSystem)
+        self.is_local = isinstance(self.fs, _pafs().LocalFileSystem)
 
     def __reduce__(self) -> tuple:
         return Storage, (self.uri,)
@@ -86,13 +88,13 @@ class Storage:
 
     def exists(self, name: str = "") -> bool:
         """Whether the file or folder ``name`` (this folder itself by default) exists."""
-        return self._info(name).type != pyarrow.fs.FileType.NotFound
+        return self._info(name).type != _pafs().FileType.NotFound
 
     def list_folders(self) -> list[str]:
         """Names of the sub-folders directly in this folder, sorted; empty when the folder does not exist."""
-        selector = pyarrow.fs.FileSelector(self.path, recursive=False, allow_not_found=True)
+        selector = _pafs().FileSelector(self.path, recursive=False, allow_not_found=True)
         infos = self._call(self.fs.get_file_info, selector)
-        return sorted(posixpath.basename(i.path) for i in infos if i.type == pyarrow.fs.FileType.Directory)
+        return sorted(posixpath.basename(i.path) for i in infos if i.type == _pafs().FileType.Directory)
 
     def read_bytes(self, name: str) -> bytes:
         """The contents of file ``name``."""
@@ -151,12 +153,12 @@ class Storage:
         A local folder need not exist yet (it is made when the search starts); it must not be a file.
         """
         info = self._info("")
-        if info.type == pyarrow.fs.FileType.File:
+        if info.type == _pafs().FileType.File:
             raise StorageError(f"--storage {self.uri} is a file; give a folder (or an s3:// / gs:// URI)")
         if self.is_local:
             return
         bucket = self.path.split("/", 1)[0]
-        if self._info_of(bucket).type == pyarrow.fs.FileType.NotFound:
+        if self._info_of(bucket).type == _pafs().FileType.NotFound:
             raise StorageError(
                 f"bucket {bucket!r} of --storage {self.uri} does not exist; create it (or fix the URI) and run again"
             )
@@ -190,6 +192,13 @@ def open_storage(location: str | Storage) -> Storage:
 def local_folder(location: str) -> str:
     """A local folder for ``location``'s files: the folder itself when local, else its node-local mirror."""
     return open_storage(location).local_cache()
+
+
+def _pafs() -> types.ModuleType:
+    """``pyarrow.fs``, imported on first use: the CLIs parse arguments and print ``--dry-run`` plans without it."""
+    import pyarrow.fs
+
+    return pyarrow.fs
 
 
 def _first_line(error: BaseException) -> str:

@@ -277,3 +277,24 @@ def test_a_bad_bucket_fails_before_anything_starts(s3, tmp_path, storage_uri, me
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], lines
     assert os.listdir(empty) == [], "no MLflow database, no run, no folder"
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Artifacts through the tracking server
+
+
+def test_a_server_keeps_the_artifacts_a_database_keeps_todays_folder(tmp_path):
+    assert tracking.artifact_root("http://10.0.0.1:5000") == tracking.artifact_root("https://mlflow.lab") == ""
+    assert tracking.artifact_root(tracking.default_tracking_uri(str(tmp_path)), str(tmp_path)) == str(
+        tmp_path / "mlartifacts"
+    )
+
+
+def test_an_old_experiment_with_a_folder_on_a_server_is_named(mlflow_server, tmp_path):
+    client = tracking.client_for(mlflow_server)
+    old = client.create_experiment("made-by-an-older-autoinv", artifact_location=f"file://{tmp_path}/mlartifacts")
+    note = tracking.server_artifacts_note(client, old, mlflow_server)
+    assert "not on the server" in note and "--experiment" in note
+    new = tracking.get_or_create_experiment(client, "made-now", artifact_root=tracking.artifact_root(mlflow_server))
+    assert client.get_experiment(new).artifact_location.startswith("mlflow-artifacts:")
+    assert tracking.server_artifacts_note(client, new, mlflow_server) == ""

@@ -479,7 +479,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--address", default="", help="join a running Ray cluster (HOST:PORT or auto); default: start one"
     )
-    parser.add_argument("--storage", default="", help="results and checkpoints (shared path or URI on a cluster)")
+    parser.add_argument(
+        "--storage",
+        default="",
+        help="checkpoints, teacher cache and search metadata: a folder (default ./autoinv_results) or a URI "
+        "such as s3://bucket/path?endpoint_override=HOST:PORT&scheme=http or gs://bucket/path",
+    )
     parser.add_argument("--tracking-uri", default="", help="MLflow tracking URI (default sqlite:///<cwd>/mlflow.db)")
     parser.add_argument("--experiment", default="", help="MLflow experiment name (default: the search name)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and the trials' base seed")

@@ -97,6 +97,7 @@ def export_run(tracking_uri: str, name: str, output: str, run_id: str = "") -> d
             "metric": metric,
             "value": trial.data.metrics.get(metric),
             "git_commit": parent.data.tags.get("autoinv.git_commit", "unknown"),
+            "storage": parent.data.tags.get("autoinv.storage", ""),  # the search's checkpoints (a folder or a URI)
             "versions": {k[len("version.") :]: v for k, v in parent.data.tags.items() if k.startswith("version.")},
             "tracking_uri": tracking_uri,
             "exported_at": datetime.datetime.now().isoformat(timespec="seconds"),

@@ -21,10 +21,10 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
-import json
 import logging
 import math
 import os
+import shlex
 import socket
 import sys
 import tempfile
@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from autoinv import tracking
+from autoinv import storage, tracking
 from autoinv.config import ConfigError, build_config, parse_overrides, to_dict
 from autoinv.methods import METHODS, get_method
 
@@ -228,6 +228,7 @@ class TuneRun:
 
 
 CHECKPOINT_PREFIX = "autoinv_epoch_"
+META = "autoinv.json"  # in each search's folder: its state (running | finished), setup and plan, for --resume
 NUMBER_TAG = "autoinv.trial_number"  # the trial's number in the console and in its run name, in order of start
 
 
@@ -295,7 +296,8 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     if node_id not in nodes:  # a trial retried elsewhere after its node died keeps the list of where it ran
         client.set_tag(run_id, "autoinv.nodes", ",".join([n for n in nodes if n] + [node_id]))
     fields = getattr(method, "ARTIFACT_FIELDS", {})
-    values = tracking.resolve_artifact_fields(fields, config, setup["cache_dir"], setup["tracking_uri"])
+    downloads = storage.local_folder(setup["cache_dir"])  # runs:/ artifacts need a local file on this node
+    values = tracking.resolve_artifact_fields(fields, config, downloads, setup["tracking_uri"])
     cfg = build_config(method.Config, values, setup["method"])
     monitor = None
     if setup.get("system_metrics", False):
@@ -477,7 +479,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--address", default="", help="join a running Ray cluster (HOST:PORT or auto); default: start one"
     )
-    parser.add_argument("--storage", default="", help="results and checkpoints (shared path or URI on a cluster)")
+    parser.add_argument(
+        "--storage",
+        default="",
+        help="checkpoints, teacher cache and search metadata: a folder (default ./autoinv_results) or a URI "
+        "such as s3://bucket/path?endpoint_override=HOST:PORT&scheme=http or gs://bucket/path",
+    )
     parser.add_argument("--tracking-uri", default="", help="MLflow tracking URI (default sqlite:///<cwd>/mlflow.db)")
     parser.add_argument("--experiment", default="", help="MLflow experiment name (default: the search name)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sampler and the trials' base seed")
@@ -682,13 +689,13 @@ def _train_teachers(plan: Plan, cache_dir: str) -> None:
         teachers.load_or_train(spec, cache_dir, device=device)
 
 
-def _latest_resumable(plan: Plan) -> str:
-    runs = sorted(glob.glob(os.path.join(plan.storage, f"{plan.search}-*", "autoinv.json")))
-    for meta_path in reversed(runs):
-        with open(meta_path) as f:
-            meta = json.load(f)
-        if meta.get("state") != "finished":
-            return os.path.dirname(meta_path)
+def _latest_resumable(plan: Plan) -> storage.Storage:
+    """The newest search folder of ``plan.search`` in its storage whose ``autoinv.json`` is not finished."""
+    store = storage.open_storage(plan.storage)
+    for name in reversed([n for n in store.list_folders() if n.startswith(f"{plan.search}-")]):
+        folder = store.join(name)
+        if folder.exists(META) and folder.read_json(META).get("state") != "finished":
+            return folder
     raise SearchError(
         f"nothing to resume: no interrupted search {plan.search!r} under {plan.storage}; start one without --resume"
     )
@@ -704,6 +711,7 @@ def _quiet() -> None:
     # Tune's newer console prints its experiment box and a TensorBoard hint even at verbose=0; the older is silent.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # MLflow sets its own level when first imported
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # a server's "View run" per closed run
     for name in ("ray", "mlflow"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # TPE's multivariate/group
@@ -785,18 +793,20 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
     """Run (or resume) the search; return a summary dict (best run id, metric, config)."""
     from ray import tune
 
+    store = storage.open_storage(plan.storage)
     if resume:
         experiment_dir = _latest_resumable(plan)
-        with open(os.path.join(experiment_dir, "autoinv.json")) as f:
-            meta = json.load(f)
-        if not tune.Tuner.can_restore(experiment_dir):
-            raise SearchError(f"{experiment_dir} holds no restorable Tune state; start a new search without --resume")
+        meta = experiment_dir.read_json(META)
+        if not tune.Tuner.can_restore(experiment_dir.path, storage_filesystem=experiment_dir.fs):
+            raise SearchError(
+                f"{experiment_dir.uri} holds no restorable Tune state; start a new search without --resume"
+            )
         plan = dataclasses.replace(
             plan, **{k: meta["plan"][k] for k in ("config", "num_samples", "max_epochs", "tracking_uri", "experiment")}
         )
         setup = meta["setup"]
-    run_name = os.path.basename(experiment_dir) if resume else f"{plan.search}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
-    cache_dir = os.path.join(plan.storage, "cache")
+    run_name = experiment_dir.name if resume else f"{plan.search}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+    cache_dir = store.join("cache").uri  # a URI string: trials open it on their node
     if not verbose:
         _quiet()
     cluster = _connect_ray(plan, verbose)  # before touching MLflow: a refused cluster leaves nothing behind
@@ -814,10 +824,13 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
     _train_teachers(plan, cache_dir)
 
     if not resume:
-        experiment_dir = os.path.join(plan.storage, run_name)
+        experiment_dir = store.join(run_name)
         experiment_id = tracking.get_or_create_experiment(
-            client, plan.experiment, artifact_root=os.path.join(os.getcwd(), "mlartifacts")
+            client, plan.experiment, artifact_root=tracking.artifact_root(plan.tracking_uri)
         )
+        note = tracking.server_artifacts_note(client, experiment_id, plan.tracking_uri)
+        if note:
+            print(note, file=sys.stderr)
         commit = tracking.git_commit()
         context_tags = tracking.context_tags(commit)
         parent_id = tracking.create_parent_run(
@@ -831,7 +844,7 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
                 "autoinv.metric": plan.metric,
                 "autoinv.mode": plan.mode,
                 "autoinv.git_commit": commit,
-                "autoinv.storage": experiment_dir,
+                "autoinv.storage": experiment_dir.uri,
                 **{f"version.{k}": v for k, v in tracking.package_versions().items()},
             },
             params={
@@ -852,10 +865,8 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
             "system_metrics": plan.system_metrics,
         }
         tracking.share_trials_view(client, experiment_id, run_name, plan.metric, plan.mode, [])
-        os.makedirs(experiment_dir, exist_ok=True)
-        _write_meta(
-            experiment_dir,
-            {"state": "running", "setup": setup, "plan": dataclasses.asdict(plan), "search": search.__file__},
+        experiment_dir.write_json(
+            META, {"state": "running", "setup": setup, "plan": dataclasses.asdict(plan), "search": search.__file__}
         )
 
     resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
@@ -868,7 +879,13 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
         flush=True,
     )
     if resume:
-        tuner = tune.Tuner.restore(experiment_dir, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        tuner = tune.Tuner.restore(
+            experiment_dir.path,
+            trainable=trainable,
+            resume_unfinished=True,
+            resume_errored=True,
+            storage_filesystem=experiment_dir.fs,
+        )
     else:
         tuner = tune.Tuner(
             trainable,
@@ -883,7 +900,8 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
             ),
             run_config=tune.RunConfig(
                 name=run_name,
-                storage_path=plan.storage,
+                storage_path=store.path,  # the same filesystem as ours: one split of the URI, its query kept
+                storage_filesystem=store.fs,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                 callbacks=[
@@ -898,7 +916,7 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
 
 
 def _finish(
-    plan: Plan, search: ModuleType, client: Any, setup: dict[str, Any], experiment_dir: str, run_name: str
+    plan: Plan, search: ModuleType, client: Any, setup: dict[str, Any], experiment_dir: storage.Storage, run_name: str
 ) -> dict[str, Any]:
     children = tracking.child_runs(client, setup["experiment_id"], setup["parent_id"])
     closed = [run for run in children if tracking.OUTCOME_TAG in run.data.tags]
@@ -907,7 +925,7 @@ def _finish(
         print(
             f"search interrupted with {len(closed)}/{plan.num_samples} trials done; "
             f"continue it with: python -m autoinv.search {plan.search} --resume"
-            + (f" --storage {plan.storage}" if plan.storage != os.path.abspath("autoinv_results") else ""),
+            + (f" --storage {shlex.quote(plan.storage)}" if plan.storage != os.path.abspath("autoinv_results") else ""),
             file=sys.stderr,
         )
         return {"interrupted": True}
@@ -948,10 +966,7 @@ def _finish(
         )
         summary.update(best_run_id=best.info.run_id, metric=plan.metric, value=value, config=best_config)
     client.set_terminated(setup["parent_id"], status="FINISHED")
-    meta_path = os.path.join(experiment_dir, "autoinv.json")
-    with open(meta_path) as f:
-        meta = json.load(f)
-    _write_meta(experiment_dir, {**meta, "state": "finished"})
+    experiment_dir.write_json(META, {**experiment_dir.read_json(META), "state": "finished"})
     _print_summary(plan, summary, children)
     return summary
 
@@ -963,13 +978,6 @@ def _param_value(text: str) -> Any:
     except yaml.YAMLError:
         return text
     return value if isinstance(value, (int, float, bool, str, list)) or value is None else text
-
-
-def _write_meta(folder: str, meta: dict[str, Any]) -> None:
-    tmp = os.path.join(folder, "autoinv.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=1, default=str)
-    os.replace(tmp, os.path.join(folder, "autoinv.json"))
 
 
 def _param_importances(plan: Plan, search: ModuleType, configs: list[dict[str, Any]], values: list[float]) -> dict:
@@ -1021,7 +1029,7 @@ def _log_importances(plan: Plan, search: ModuleType, client: Any, parent_id: str
 def _look(plan: Plan, experiment_id: str, view: str) -> str:
     """How to open the search's trials in the MLflow UI."""
     url = tracking.runs_view_url(plan.tracking_uri, experiment_id, view=view)
-    if plan.tracking_uri.startswith(("http://", "https://")):
+    if tracking.is_server(plan.tracking_uri):  # the server is the UI: nothing to start
         return url
     return f"mlflow ui --backend-store-uri {plan.tracking_uri}, then open {url}"
 
@@ -1064,8 +1072,9 @@ def main(argv: list[str] | None = None) -> int:
             print(yaml.safe_dump({"plan": dataclasses.asdict(plan)}, sort_keys=False))
             return 0
         tracking.check_tracking_uri(plan.tracking_uri)
+        storage.open_storage(plan.storage).check()  # before Ray or MLflow start: a bad bucket leaves nothing behind
         run_search(plan, search, resume=args.resume, verbose=args.verbose)
-    except (SearchError, ConfigError, tracking.TrackingError) as error:
+    except (SearchError, ConfigError, tracking.TrackingError, storage.StorageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except ValueError as error:  # the data, model or teacher layers raise ValueError subclasses for bad input

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from filelock import FileLock
 from torch import nn
 
-from autoinv import corruptions, loop
+from autoinv import corruptions, loop, storage
 from autoinv.config import BaseConfig
 from autoinv.data import to_float
 from autoinv.models import create_model
@@ -92,10 +92,12 @@ def load_or_train(
     """The frozen teacher described by ``spec``, in eval mode on ``device``.
 
     Loads ``spec.checkpoint`` when given; otherwise loads ``<cache_dir>/teachers/<key>.pt`` or trains it there.
+    When ``cache_dir`` is in object storage the file is downloaded to a node-local copy first, and a teacher
+    trained here is uploaded.
 
     Args:
         spec: The teacher's description.
-        cache_dir: Root of the search's shared cache.
+        cache_dir: Root of the search's shared cache: a local folder or a storage URI (``autoinv.storage``).
         device: Where the returned model lives.
         progress: Print one line per training epoch (to stderr).
     """
@@ -107,19 +109,35 @@ def load_or_train(
     data = loop.load_data(_as_config(spec), device)
     with loop.seeded(spec.seed):  # initial weights from the spec alone: the cached teacher is one and the same
         model = create_model(spec.arch, data.num_classes, data.shape, pretrained=spec.pretrained).to(device)
-    path = spec.checkpoint or os.path.join(cache_dir, "teachers", f"{teacher_key(spec)}.pt")
-    if not spec.checkpoint:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with FileLock(path + ".lock"):
-            if not os.path.exists(path):
-                trained = _train(spec, data, model, progress)
-                tmp = path + ".tmp"
-                torch.save({"spec": dataclasses.asdict(spec), "model": trained.state_dict()}, tmp)
-                os.replace(tmp, path)  # atomic: a reader never sees half a file
+    path = spec.checkpoint or _cached(spec, storage.open_storage(cache_dir).join("teachers"), data, model, progress)
     _load_into(model, path, spec)
     model.zero_grad(set_to_none=True)  # a teacher trained in this process would keep its last gradients
     model.eval().requires_grad_(False)
     return model
+
+
+def _cached(spec: TeacherSpec, store: storage.Storage, data: Any, model: nn.Module, progress: bool) -> str:
+    """The local path of the teacher's cached weights: found locally, downloaded from ``store``, or trained.
+
+    A teacher trained here is uploaded to ``store`` (a no-op when the store is local), so trials on other nodes
+    download it instead of training it again.
+    """
+    name = f"{teacher_key(spec)}.pt"
+    path = os.path.join(store.local_cache(), name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with FileLock(path + ".lock"):
+        if os.path.exists(path):
+            return path
+        if not store.is_local and store.exists(name):
+            store.download(name, path)
+            return path
+        trained = _train(spec, data, model, progress)
+        tmp = path + ".tmp"
+        torch.save({"spec": dataclasses.asdict(spec), "model": trained.state_dict()}, tmp)
+        os.replace(tmp, path)  # atomic: a reader never sees half a file
+        if not store.is_local:
+            store.upload(path, name)
+    return path
 
 
 def _as_config(spec: TeacherSpec) -> BaseConfig:

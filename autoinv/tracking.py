@@ -30,7 +30,10 @@ __all__ = [
     "default_tracking_uri",
     "check_tracking_uri",
     "client_for",
+    "is_server",
+    "artifact_root",
     "get_or_create_experiment",
+    "server_artifacts_note",
     "runs_view_url",
     "share_trials_view",
     "trial_run_names",
@@ -154,6 +157,23 @@ def client_for(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+def is_server(uri: str) -> bool:
+    """Whether ``uri`` is a tracking server (``http(s)://``) rather than a database the process opens itself."""
+    return uri.startswith(("http://", "https://"))
+
+
+def artifact_root(tracking_uri: str, directory: str = "") -> str:
+    """Where new experiments keep artifacts: ``<directory or cwd>/mlartifacts``, or ``""`` for a tracking server.
+
+    ``""`` lets the server choose its own store (``mlflow-artifacts:/…``, proxied with ``--serve-artifacts``). A
+    server's experiments must not point at a folder of the driver's disk: trials on other nodes would write their
+    figures there, and a UI on another machine could show none of them.
+    """
+    if is_server(tracking_uri):
+        return ""
+    return os.path.join(os.path.abspath(directory or os.getcwd()), "mlartifacts")
+
+
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str = "") -> str:
     """The id of experiment ``name``, created with an absolute artifact location when missing (race-safe).
 
@@ -175,6 +195,21 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_root: str
         if experiment is None:
             raise
         return experiment.experiment_id
+
+
+def server_artifacts_note(client: MlflowClient, experiment_id: str, tracking_uri: str) -> str:
+    """A warning when a server's experiment keeps its artifacts in a folder rather than on the server; else ``""``.
+
+    Experiments made by earlier versions on a server point at ``file://<the driver's cwd>/mlartifacts``; an
+    experiment's artifact location cannot change, so the user needs another name.
+    """
+    location = client.get_experiment(experiment_id).artifact_location
+    if not is_server(tracking_uri) or not location.startswith(("file:", "/")):
+        return ""
+    return (
+        f"note: experiment {experiment_id} keeps artifacts in {location}, not on the server: figures of trials on "
+        "other machines land on their disks; pass a new --experiment name to keep them on the server"
+    )
 
 
 def runs_view_url(tracking_uri: str, experiment_id: str, ui: str = "http://127.0.0.1:5000", view: str = "") -> str:

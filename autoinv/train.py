@@ -125,7 +125,7 @@ def train_from_document(
 
     client = tracking.client_for(tracking_uri)
     experiment_id = tracking.get_or_create_experiment(
-        client, experiment, artifact_root=os.path.join(os.getcwd(), "mlartifacts")
+        client, experiment, artifact_root=tracking.artifact_root(tracking_uri)
     )
     provenance = document.get("provenance", {})
     parent_id = tracking.create_parent_run(
@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         if values:
             std = statistics.stdev(values) if len(values) > 1 else 0.0
             print(f"  {key}: {statistics.fmean(values):.4f} ± {std:.4f}")
-    print(f"logged to MLflow experiment {experiment!r}: mlflow ui --backend-store-uri {uri}")
+    look = f"open {uri}" if tracking.is_server(uri) else f"mlflow ui --backend-store-uri {uri}"
+    print(f"logged to MLflow experiment {experiment!r}: {look}")
     return 0
 
 

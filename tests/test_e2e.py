@@ -226,29 +226,26 @@ def test_mlflow_server_rest_api_lists_the_runs(searched):
         server.wait(timeout=30)
 
 
-def test_resume_after_killing_the_driver(tmp_path):
-    # Long enough trials (30 steps an epoch) that an idle machine cannot finish all six before the kill.
-    args = [*TINY_SEARCH, "--max-concurrent", "2", "--seed", "3", "--set", "steps_per_epoch=30"]
-    args = by_path([a for a in args if a != "steps_per_epoch=6"], tmp_path)  # resume unpickles the file's space
-    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 (the killed driver writes here until the end)
+def kill_after_a_trial_closes(args, folder, env, uri, log_path):
+    """Start the search driver, ``kill -9`` its process group once a trial's run is closed in MLflow at ``uri``."""
+    log = open(log_path, "w")  # noqa: SIM115 (the killed driver writes here until the end)
     driver = subprocess.Popen(
         [sys.executable, "-m", "autoinv.search", *args],
-        cwd=tmp_path,
-        env=env_for(tmp_path),
+        cwd=folder,
+        env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    uri = tracking.default_tracking_uri(str(tmp_path))
     deadline = time.time() + 400
     closed = 0
     while closed < 1:
-        assert driver.poll() is None, (tmp_path / "driver.log").read_text()[-3000:]  # ended before the kill
+        assert driver.poll() is None, open(log_path).read()[-3000:]  # ended before the kill
         assert time.time() < deadline
         time.sleep(0.5)
         # Touch the database only once the driver has created it (it prints "search <name>: ..." after making the
         # parent run): two processes building a fresh MLflow schema at once can make the driver fail.
-        if "search erm-" in (tmp_path / "driver.log").read_text():
+        if "search erm-" in open(log_path).read():
             try:
                 client = tracking.client_for(uri)
                 experiment = client.get_experiment_by_name("erm")
@@ -261,12 +258,13 @@ def test_resume_after_killing_the_driver(tmp_path):
     driver.wait()
     log.close()
     time.sleep(2)
-    resumed = cli("search", *args, "--resume", cwd=tmp_path)
-    assert resumed.returncode == 0, resumed.stderr[-4000:]
-    client = tracking.client_for(uri)
+
+
+def assert_resumed_search_finished_every_epoch_once(client, trials):
+    """After a kill and ``--resume``: ``trials`` children all closed, each epoch in every history exactly once."""
     parent, children = children_of(client, "erm")
-    assert len(children) == 6, [c.info.run_name for c in children]
-    assert len({c.data.tags[tracking.TRIAL_TAG] for c in children}) == 6
+    assert len(children) == trials, [c.info.run_name for c in children]
+    assert len({c.data.tags[tracking.TRIAL_TAG] for c in children}) == trials
     assert all(c.data.tags.get(tracking.OUTCOME_TAG) in ("completed", "stopped_early") for c in children)
     assert parent.info.status == "FINISHED" and "autoinv.best_run_id" in parent.data.tags
     for child in children:  # every epoch once, none skipped, in every metric's history, across the kill
@@ -274,6 +272,18 @@ def test_resume_after_killing_the_driver(tmp_path):
         for key in ("val/acc", "train/loss"):
             steps = sorted(m.step for m in client.get_metric_history(child.info.run_id, key))
             assert steps == list(range(done)), (child.data.tags[tracking.TRIAL_TAG], key, steps)
+    return parent, children
+
+
+def test_resume_after_killing_the_driver(tmp_path):
+    # Long enough trials (30 steps an epoch) that an idle machine cannot finish all six before the kill.
+    args = [*TINY_SEARCH, "--max-concurrent", "2", "--seed", "3", "--set", "steps_per_epoch=30"]
+    args = by_path([a for a in args if a != "steps_per_epoch=6"], tmp_path)  # resume unpickles the file's space
+    uri = tracking.default_tracking_uri(str(tmp_path))
+    kill_after_a_trial_closes(args, tmp_path, env_for(tmp_path), uri, tmp_path / "driver.log")
+    resumed = cli("search", *args, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    assert_resumed_search_finished_every_epoch_once(tracking.client_for(uri), 6)
     again = cli("search", *args, "--resume", cwd=tmp_path)
     assert again.returncode == 2 and "nothing to resume" in again.stderr
 

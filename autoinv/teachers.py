@@ -1,7 +1,7 @@
 """Frozen teachers: train once per search from a config, cache by the config's hash, or load a checkpoint.
 
 TransformMix, Orbit transfer and TransInv all need a trained classifier to learn from. A search trains the
-teacher before its trials start (``autoinv.search`` calls :func:`load_or_train` on the driver); every trial
+teacher before its trials start (``autoinv.search`` calls :func:`load_or_train` in a Ray task); every trial
 then finds it in the cache. A file lock keeps two processes from training the same teacher at once.
 """
 
@@ -24,7 +24,7 @@ from autoinv.config import BaseConfig
 from autoinv.data import to_float
 from autoinv.models import create_model
 
-__all__ = ["TeacherSpec", "TeacherError", "teacher_key", "load_or_train"]
+__all__ = ["TeacherSpec", "TeacherError", "teacher_key", "is_cached", "load_or_train"]
 
 
 class TeacherError(ValueError):
@@ -86,6 +86,15 @@ def teacher_key(spec: TeacherSpec) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def _cache_path(spec: TeacherSpec, cache_dir: str) -> str:
+    return os.path.join(cache_dir, "teachers", f"{teacher_key(spec)}.pt")
+
+
+def is_cached(spec: TeacherSpec, cache_dir: str) -> bool:
+    """Whether the search's cache already holds the teacher ``spec`` trains (the driver asks before a Ray task)."""
+    return os.path.exists(_cache_path(spec, cache_dir))
+
+
 def load_or_train(
     spec: TeacherSpec, cache_dir: str, device: torch.device | str = "cpu", progress: bool = True
 ) -> nn.Module:
@@ -107,7 +116,7 @@ def load_or_train(
     data = loop.load_data(_as_config(spec), device)
     with loop.seeded(spec.seed):  # initial weights from the spec alone: the cached teacher is one and the same
         model = create_model(spec.arch, data.num_classes, data.shape, pretrained=spec.pretrained).to(device)
-    path = spec.checkpoint or os.path.join(cache_dir, "teachers", f"{teacher_key(spec)}.pt")
+    path = spec.checkpoint or _cache_path(spec, cache_dir)
     if not spec.checkpoint:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with FileLock(path + ".lock"):

@@ -794,20 +794,20 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
     cache_dir = os.path.join(plan.storage, "cache")
     if not verbose:
         _quiet()
-    cluster = _connect_ray(plan, verbose)  # before touching MLflow: a refused cluster leaves nothing behind
+    resources = _connect_ray(plan, verbose)  # before touching MLflow: a refused cluster leaves nothing behind
+    if plan.address:  # several nodes: each imports the driver's autoinv and sees a local --storage
+        cluster.check_nodes(plan.storage)
     if plan.address and plan.tracking_uri.startswith("sqlite:"):
         print(
             "note: a sqlite tracking URI works on one node only; on a multi-node cluster pass --tracking-uri http://…",
             file=sys.stderr,
         )
     if not plan.gpus_per_trial and not resume:  # CPU-only trials: as many at once as the cluster's CPUs hold
-        fits = max(1, int(cluster.get("CPU", 1) // plan.cpus_per_trial))
+        fits = max(1, int(resources.get("CPU", 1) // plan.cpus_per_trial))
         plan = dataclasses.replace(plan, max_concurrent=min(fits, plan.max_concurrent_cap or fits))
     client = tracking.client_for(plan.tracking_uri)
     if resume:
         client.update_run(setup["parent_id"], status="RUNNING")
-    if plan.address:  # several nodes: each imports the driver's autoinv and sees a local --storage
-        cluster.check_nodes(plan.storage)
     teacher_tags = _train_teachers(plan, cache_dir)
 
     if not resume:

@@ -178,3 +178,111 @@ def test_node_problems_name_the_node_and_what_to_do():
     assert "--storage /local/runs is a local folder that node worker-2" in unseen
     assert "object storage" in unseen and "mount every node shares" in unseen and "\n" not in unseen
     assert cluster.node_problem([{**node, "sees_marker": False}], "d1", "") == ""  # storage not checked
+
+
+def _can_unshare():
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "--propagation", "private", "true"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    """A Ray head and a second node on 127.0.0.1, 1 CPU each, that do not have this checkout on their path.
+
+    The second node runs in its own mount namespace with an empty tmpfs over ``private/``: the same path names
+    another folder there, as a local disk does on a second machine; ``shared/`` is the same folder on both.
+    """
+    import signal
+    import subprocess
+    import time
+
+    from tests.test_e2e import env_for, free_port
+
+    folder = tmp_path_factory.mktemp("cluster")
+    for name in ("private", "shared", "nodes"):
+        (folder / name).mkdir()
+    port = free_port()
+    # No PYTHONPATH: a node's own autoinv (an install or nothing) is what workers import unless the driver ships its.
+    env = {k: v for k, v in env_for(folder).items() if k != "PYTHONPATH"} | {"RAY_AUTH_MODE": "token"}
+    common = dict(env=env, cwd=folder / "nodes", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    head = subprocess.Popen(
+        ["ray", "start", "--block", "--head", f"--port={port}", "--include-dashboard=false", "--num-cpus=1"],
+        start_new_session=True,
+        **common,
+    )
+    second = None
+    try:
+        deadline = time.time() + 240
+        while subprocess.run(["ray", "status", f"--address=127.0.0.1:{port}"], env=env, capture_output=True).returncode:
+            assert head.poll() is None and time.time() < deadline, "the ray head did not start"
+            time.sleep(1)
+        mount = f"mount -t tmpfs none {folder / 'private'} && exec ray start --block --address=127.0.0.1:{port}"
+        second = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", mount + " --num-cpus=1"],
+            start_new_session=True,
+            **common,
+        )
+        while (
+            "2.0 CPU"
+            not in subprocess.run(
+                ["ray", "status", f"--address=127.0.0.1:{port}"], env=env, capture_output=True, text=True
+            ).stdout
+        ):
+            assert second.poll() is None and time.time() < deadline, "the second ray node did not join"
+            time.sleep(1)
+        yield folder, f"127.0.0.1:{port}"
+    finally:
+        for node in (second, head):
+            if node is not None and node.poll() is None:
+                os.killpg(node.pid, signal.SIGTERM)
+                node.wait(timeout=120)
+
+
+needs_unshare = pytest.mark.skipif(not _can_unshare(), reason="needs root and unshare(1) for a private mount")
+
+
+@needs_unshare
+def test_a_local_storage_that_a_node_does_not_see_is_refused_before_any_trial(two_nodes):
+    folder, address = two_nodes
+    write_user_files(folder / "user", "mypkg.mine")
+    run = folder / "run_private"
+    run.mkdir()
+    result = cli(
+        "search", "../user/my_search.py", "--quick", "--address", address, "--storage", str(folder / "private"),
+        cwd=run, extra_env={"RAY_AUTH_MODE": "token"},
+    )  # fmt: skip
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and lines[-1].startswith("error: --storage "), result.stderr[-3000:]
+    assert "does not see" in lines[-1] and "object storage" in lines[-1], lines[-1]
+    assert os.listdir(folder / "private") == [], "the marker is removed"
+    assert not os.path.exists(run / "mlflow.db"), "refused before MLflow"
+
+
+@needs_unshare
+def test_a_search_on_two_nodes_runs_the_drivers_autoinv_and_the_users_method_on_both(two_nodes):
+    """The nodes lack this checkout; the search ships autoinv and the user's package (a dotted METHOD path)."""
+    folder, address = two_nodes
+    write_user_files(folder / "user", "mypkg.mine")
+    probes = folder / "shared" / "probes"
+    probes.mkdir()
+    run = folder / "run_shared"
+    run.mkdir()
+    result = cli(
+        "search", "../user/my_search.py", "--quick", "--address", address, "--storage", str(folder / "shared"),
+        "--num-samples", "2", "--scheduler", "fifo", "--set", f"probe_dir={probes}", "steps_per_epoch=100",
+        cwd=run, extra_env={"RAY_AUTH_MODE": "token"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-4000:]
+    client = tracking.client_for(tracking.default_tracking_uri(str(run)))
+    parent, children = children_of(client, "my_search")
+    assert len(children) == 2 and all(c.data.tags[tracking.OUTCOME_TAG] == "completed" for c in children)
+    assert len({c.data.tags["autoinv.node_id"] for c in children}) == 2, "one trial on each 1-CPU node"
+    notes = [json.loads(p.read_text()) for p in probes.iterdir()]
+    assert len(notes) == 2
+    for note in notes:  # both shipped by py_modules, not this checkout's files nor a node's install
+        assert "runtime_resources" in note["autoinv"] and "runtime_resources" in note["method"], note

@@ -286,3 +286,38 @@ def test_a_search_on_two_nodes_runs_the_drivers_autoinv_and_the_users_method_on_
     assert len(notes) == 2
     for note in notes:  # both shipped by py_modules, not this checkout's files nor a node's install
         assert "runtime_resources" in note["autoinv"] and "runtime_resources" in note["method"], note
+
+
+def test_a_searchs_teacher_trains_in_a_ray_task_once_and_the_next_search_finds_it_cached(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.test_e2e import env_for
+
+    tiny = ["saliencymix", "--quick", "--num-samples", "1", "--max-epochs", "1", "--scheduler", "fifo", "--set"]
+    tiny += ["dataset=digits", "train_subset=400", "steps_per_epoch=4", "batch_size=32", "teacher_epochs=1"]
+    seen = []
+    for _ in range(2):
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "autoinv.search", *tiny],
+            cwd=tmp_path,
+            env=env_for(tmp_path),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        out, err = driver.communicate(timeout=600)
+        assert driver.returncode == 0, err[-4000:]
+        seen.append((driver.pid, err))
+    client = tracking.client_for(tracking.default_tracking_uri(str(tmp_path)))
+    experiment = client.get_experiment_by_name("saliencymix")
+    parents = client.search_runs(
+        [experiment.experiment_id], "tags.`autoinv.role` = 'search'", order_by=["attributes.start_time ASC"]
+    )
+    assert len(parents) == 2
+    (key,) = [k for k in parents[0].data.tags if k.startswith("autoinv.teacher.")]
+    trained = json.loads(parents[0].data.tags[key])
+    assert trained["pid"] != seen[0][0] and trained["node_id"], trained  # not the driver: a Ray worker
+    assert "training in a Ray task" in seen[0][1]
+    assert parents[1].data.tags[key] == "cached" and "): cached" in seen[1][1]
+    assert "training in a Ray task" not in seen[1][1]

@@ -321,3 +321,39 @@ def test_a_searchs_teacher_trains_in_a_ray_task_once_and_the_next_search_finds_i
     assert "training in a Ray task" in seen[0][1]
     assert parents[1].data.tags[key] == "cached" and "): cached" in seen[1][1]
     assert "training in a Ray task" not in seen[1][1]
+
+
+def test_a_search_of_a_users_own_method_resumes_after_the_driver_is_killed(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_e2e import env_for
+
+    write_user_files(tmp_path / "user")
+    args = ["user/my_search.py", "--quick", "--num-samples", "3", "--max-concurrent", "1", "--scheduler", "fifo"]
+    args += ["--set", "steps_per_epoch=40"]
+    log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 (the killed driver writes here until the end)
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "autoinv.search", *args],
+        cwd=tmp_path,
+        env=env_for(tmp_path),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.time() + 300
+    while "#1 completed" not in (tmp_path / "driver.log").read_text():  # the console's line for the first trial
+        assert driver.poll() is None and time.time() < deadline, (tmp_path / "driver.log").read_text()[-3000:]
+        time.sleep(0.5)
+    os.killpg(driver.pid, signal.SIGKILL)  # the driver and the Ray instance it started die at once
+    driver.wait()
+    log.close()
+    time.sleep(2)
+    resumed = cli("search", *args, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-4000:]
+    client = tracking.client_for(tracking.default_tracking_uri(str(tmp_path)))
+    parent, children = children_of(client, "my_search")
+    assert parent.info.status == "FINISHED" and len(children) == 3
+    assert all(c.data.tags[tracking.OUTCOME_TAG] == "completed" for c in children)

@@ -24,7 +24,7 @@ import yaml
 
 from autoinv import tracking
 from autoinv.config import ConfigError, build_config, to_dict
-from autoinv.methods import METHODS, get_method
+from autoinv.methods import get_method
 
 __all__ = ["main", "export_run", "ExportError"]
 
@@ -71,9 +71,12 @@ def export_run(tracking_uri: str, name: str, output: str, run_id: str = "") -> d
     client = tracking.client_for(tracking_uri)
     parent, trial = _find_run(client, name, run_id)
     method_name = trial.data.tags.get("autoinv.method") or parent.data.tags.get("autoinv.method", "")
-    if method_name not in METHODS:
-        raise ExportError(f"run {trial.info.run_id} has no known method tag (autoinv.method={method_name!r})")
-    method = get_method(method_name)
+    try:  # a registered name, or a user's own module importable here (run export from the search file's folder)
+        method = get_method(method_name)
+    except KeyError:
+        raise ExportError(
+            f"run {trial.info.run_id} has no known or importable method (autoinv.method={method_name!r})"
+        ) from None
     values = {k: v for k, v in trial.data.params.items()}
     try:
         cfg = build_config(method.Config, values, method_name)

@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from autoinv import storage, tracking
+from autoinv import cluster, storage, tracking
 from autoinv.config import ConfigError, build_config, parse_overrides, to_dict
 from autoinv.methods import METHODS, get_method
 
@@ -111,10 +111,10 @@ def _check_search(module: ModuleType, where: str) -> None:
         raise SearchError(f"search file {where!r} lacks {', '.join(missing)}; see searches/erm.py for the layout")
     if not callable(module.space):
         raise SearchError(f"search file {where!r}: space must be a function space(trial) -> dict")
-    if module.METHOD not in METHODS:
-        raise SearchError(
-            f"search file {where!r}: METHOD {module.METHOD!r} is unknown; known: {', '.join(sorted(METHODS))}"
-        )
+    try:  # a registered method, or the user's own beside the file or at a module path
+        cluster.import_method(module.METHOD, getattr(module, "__file__", None))
+    except cluster.ClusterError as error:
+        raise SearchError(f"search file {where!r}: {error}") from None
     if not str(module.METRIC).startswith("val/"):
         raise SearchError(f"search file {where!r}: METRIC {module.METRIC!r} must be a val/* metric (never test)")
     if module.MODE not in ("min", "max"):
@@ -645,8 +645,9 @@ def _connect_ray(plan: Plan, verbose: bool = False) -> dict[str, float]:
             )
     try:
         level = logging.INFO if verbose else logging.WARNING  # "Started a local Ray instance." and the like
+        code = cluster.runtime_env(plan.method, joining=bool(plan.address))  # what every worker must import
         if plan.address:
-            ray.init(address=plan.address, log_to_driver=verbose, logging_level=level)
+            ray.init(address=plan.address, log_to_driver=verbose, logging_level=level, runtime_env=code)
         else:
             ray.init(
                 address="local",
@@ -654,6 +655,7 @@ def _connect_ray(plan: Plan, verbose: bool = False) -> dict[str, float]:
                 object_store_memory=512 * 1024**2,
                 log_to_driver=verbose,
                 logging_level=level,
+                runtime_env=code,
             )
     except ConnectionError as error:
         raise SearchError(f"cannot join the Ray cluster at {plan.address}: {str(error).splitlines()[0]}") from None
@@ -672,21 +674,14 @@ def _connect_ray(plan: Plan, verbose: bool = False) -> dict[str, float]:
     return resources
 
 
-def _train_teachers(plan: Plan, cache_dir: str) -> None:
-    """Train (or find cached) every teacher the base config needs, once, before trials start."""
+def _train_teachers(plan: Plan, cache_dir: str) -> dict[str, str]:
+    """Train (or find cached) every teacher the base config needs, once, in Ray tasks, before trials start."""
     method = get_method(plan.method)
     specs_fn = getattr(method, "teacher_specs", None)
     if specs_fn is None:
-        return
-    import torch
-
-    from autoinv import teachers
-
+        return {}
     cfg = build_config(method.Config, plan.config, plan.method)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    for spec in specs_fn(cfg):
-        print(f"teacher: {spec.arch} on {spec.dataset} ({teachers.teacher_key(spec)})", file=sys.stderr, flush=True)
-        teachers.load_or_train(spec, cache_dir, device=device)
+    return cluster.train_teachers(specs_fn(cfg), cache_dir, gpus=plan.gpus, cpus=plan.cpus_per_trial)
 
 
 def _latest_resumable(plan: Plan) -> storage.Storage:
@@ -809,19 +804,21 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
     cache_dir = store.join("cache").uri  # a URI string: trials open it on their node
     if not verbose:
         _quiet()
-    cluster = _connect_ray(plan, verbose)  # before touching MLflow: a refused cluster leaves nothing behind
+    resources = _connect_ray(plan, verbose)  # before touching MLflow: a refused cluster leaves nothing behind
+    if plan.address:  # several nodes: each imports the driver's autoinv and sees a local --storage
+        cluster.check_nodes(plan.storage)
     if plan.address and plan.tracking_uri.startswith("sqlite:"):
         print(
             "note: a sqlite tracking URI works on one node only; on a multi-node cluster pass --tracking-uri http://…",
             file=sys.stderr,
         )
     if not plan.gpus_per_trial and not resume:  # CPU-only trials: as many at once as the cluster's CPUs hold
-        fits = max(1, int(cluster.get("CPU", 1) // plan.cpus_per_trial))
+        fits = max(1, int(resources.get("CPU", 1) // plan.cpus_per_trial))
         plan = dataclasses.replace(plan, max_concurrent=min(fits, plan.max_concurrent_cap or fits))
     client = tracking.client_for(plan.tracking_uri)
     if resume:
         client.update_run(setup["parent_id"], status="RUNNING")
-    _train_teachers(plan, cache_dir)
+    teacher_tags = _train_teachers(plan, cache_dir)
 
     if not resume:
         experiment_dir = store.join(run_name)
@@ -845,6 +842,7 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
                 "autoinv.mode": plan.mode,
                 "autoinv.git_commit": commit,
                 "autoinv.storage": experiment_dir.uri,
+                **teacher_tags,
                 **{f"version.{k}": v for k, v in tracking.package_versions().items()},
             },
             params={

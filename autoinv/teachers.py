@@ -1,7 +1,7 @@
 """Frozen teachers: train once per search from a config, cache by the config's hash, or load a checkpoint.
 
 TransformMix, Orbit transfer and TransInv all need a trained classifier to learn from. A search trains the
-teacher before its trials start (``autoinv.search`` calls :func:`load_or_train` on the driver); every trial
+teacher before its trials start (``autoinv.search`` calls :func:`load_or_train` in a Ray task); every trial
 then finds it in the cache. A file lock keeps two processes from training the same teacher at once.
 """
 
@@ -24,7 +24,7 @@ from autoinv.config import BaseConfig
 from autoinv.data import to_float
 from autoinv.models import create_model
 
-__all__ = ["TeacherSpec", "TeacherError", "teacher_key", "load_or_train"]
+__all__ = ["TeacherSpec", "TeacherError", "teacher_key", "is_cached", "load_or_train"]
 
 
 class TeacherError(ValueError):
@@ -84,6 +84,14 @@ def teacher_key(spec: TeacherSpec) -> str:
             del fields[name]
     blob = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def is_cached(spec: TeacherSpec, cache_dir: str) -> bool:
+    """Whether the search's cache (a folder or a storage URI) already holds the teacher ``spec`` trains.
+
+    The driver asks before it starts a Ray task to train it.
+    """
+    return storage.open_storage(cache_dir).join("teachers").exists(f"{teacher_key(spec)}.pt")
 
 
 def load_or_train(

@@ -93,8 +93,14 @@ def load_document(path: str) -> dict[str, Any]:
         raise TrainError(
             f"{path!r} has unknown top-level keys {', '.join(unknown)}; known: {', '.join(sorted(KNOWN_KEYS))}"
         )
-    if document["method"] not in METHODS:
-        raise TrainError(f"{path!r}: unknown method {document['method']!r}; known: {', '.join(sorted(METHODS))}")
+    if document["method"] not in METHODS:  # a user's own method: importable from here (the search file's folder)
+        try:
+            get_method(document["method"])
+        except KeyError:
+            raise TrainError(
+                f"{path!r}: unknown method {document['method']!r}; known: {', '.join(sorted(METHODS))} "
+                "(or an importable module path)"
+            ) from None
     return document
 
 

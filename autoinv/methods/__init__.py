@@ -40,7 +40,17 @@ def list_methods() -> list[str]:
 
 
 def get_method(name: str) -> ModuleType:
-    """The method module registered as ``name`` (imported now); ``KeyError`` with the known names otherwise."""
-    if name not in METHODS:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(list_methods())}")
-    return importlib.import_module(METHODS[name])
+    """The method module registered as ``name``, else the module at import path ``name`` (imported now).
+
+    A user's own method is a module path (``mypkg.my_method``); a search brings it along (``autoinv.cluster``).
+    ``KeyError`` with the known names when neither exists.
+    """
+    if name in METHODS:
+        return importlib.import_module(METHODS[name])
+    if isinstance(name, str) and name and all(part.isidentifier() for part in name.split(".")):
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as error:
+            if not error.name or not (name == error.name or name.startswith(error.name + ".")):
+                raise  # the module exists but one of its own imports is missing
+    raise KeyError(f"unknown method {name!r}; known: {', '.join(list_methods())} (or an importable module path)")

@@ -216,13 +216,14 @@ def node_problem(answers: list[dict[str, Any]], digest: str, storage: str) -> st
 # Teachers as Ray tasks
 
 
-def _train_teacher(spec: Any, cache_dir: str) -> dict[str, Any]:
+def _train_teacher(spec: Any, cache_dir: str, threads: int) -> dict[str, Any]:
     """In a Ray worker: train ``spec`` into the cache (through :func:`autoinv.teachers.load_or_train`)."""
     import ray
     import torch
 
     from autoinv import teachers
 
+    torch.set_num_threads(threads)  # a reused worker keeps the thread count its first task imported torch with
     started = time.time()
     device = "cuda" if torch.cuda.is_available() else "cpu"  # Ray hides the GPUs a task did not ask for
     teachers.load_or_train(spec, cache_dir, device=device)
@@ -231,6 +232,7 @@ def _train_teacher(spec: Any, cache_dir: str) -> dict[str, Any]:
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "device": device,
+        "threads": torch.get_num_threads(),
         "seconds": round(time.time() - started, 1),
     }
 
@@ -245,7 +247,7 @@ def train_teachers(specs: list[Any], cache_dir: str, gpus: float, cpus: float) -
         specs: The :class:`autoinv.teachers.TeacherSpec` list of the base config.
         cache_dir: The search's cache folder.
         gpus: GPUs the search may use; a teacher task asks for one (or that fraction) when it is > 0.
-        cpus: CPUs a teacher task asks for (a trial's share).
+        cpus: CPUs a teacher task asks for and trains with (torch threads).
 
     Returns:
         ``autoinv.teacher.<key>`` tags for the parent run: ``cached``, ``checkpoint`` or where it trained (JSON).
@@ -271,7 +273,7 @@ def train_teachers(specs: list[Any], cache_dir: str, gpus: float, cpus: float) -
         elif f"autoinv.teacher.{key}" not in tags and key not in {k for k, _ in pending.values()}:
             where = "1 GPU" if gpus > 0 else f"{cpus:g} CPU"
             print(f"{label}: training in a Ray task ({where})", file=sys.stderr, flush=True)
-            pending[task.remote(spec, cache_dir)] = (key, label)
+            pending[task.remote(spec, cache_dir, max(1, int(cpus)))] = (key, label)
     while pending:  # teachers of different specs train at once where the cluster has room
         ready, _ = ray.wait(list(pending), num_returns=1)
         key, label = pending.pop(ready[0])
@@ -284,3 +286,10 @@ def train_teachers(specs: list[Any], cache_dir: str, gpus: float, cpus: float) -
         print(f"{label}: trained on {info['host']} ({info['device']}) in {info['seconds']:.0f} s", file=sys.stderr)
         tags[f"autoinv.teacher.{key}"] = json.dumps(info)
     return tags
+
+
+def largest_node_cpus() -> float:
+    """CPUs of the alive node that has the most: what a teacher may take before any trial starts."""
+    import ray
+
+    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]), default=1.0)

@@ -681,7 +681,9 @@ def _train_teachers(plan: Plan, cache_dir: str) -> dict[str, str]:
     if specs_fn is None:
         return {}
     cfg = build_config(method.Config, plan.config, plan.method)
-    return cluster.train_teachers(specs_fn(cfg), cache_dir, gpus=plan.gpus, cpus=plan.cpus_per_trial)
+    # Teachers train before any trial starts, so each may take a whole node's CPUs (as on the driver before).
+    cpus = max(plan.cpus_per_trial, cluster.largest_node_cpus())
+    return cluster.train_teachers(specs_fn(cfg), cache_dir, gpus=plan.gpus, cpus=cpus)
 
 
 def _latest_resumable(plan: Plan) -> storage.Storage:

@@ -148,6 +148,7 @@ def test_a_teacher_trains_in_a_ray_task_then_comes_from_the_cache(tmp_path, loca
     tags = cluster.train_teachers([spec], str(tmp_path), gpus=0, cpus=1)
     info = json.loads(tags[f"autoinv.teacher.{key}"])
     assert info["pid"] != os.getpid() and info["device"] == "cpu"  # a Ray worker trained it, not the driver
+    assert info["threads"] == 1  # the CPUs it asked for, whatever the worker's first task set
     assert teachers.is_cached(spec, str(tmp_path))
     err = capsys.readouterr().err
     assert f"teacher: small_cnn on digits ({key}): training in a Ray task (1 CPU)" in err and "trained on" in err

@@ -288,8 +288,12 @@ def train_teachers(specs: list[Any], cache_dir: str, gpus: float, cpus: float) -
     return tags
 
 
-def largest_node_cpus() -> float:
-    """CPUs of the alive node that has the most: what a teacher may take before any trial starts."""
+def largest_node_cpus(with_gpu: bool = False) -> float:
+    """CPUs of the alive node that has the most (of those with a GPU): what a teacher may take before any trial.
+
+    Asking for more than one node has would leave the task unplaceable, so it is one node's count, not the sum.
+    """
     import ray
 
-    return max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n["Alive"]), default=1.0)
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    return max((r.get("CPU", 0.0) for r in nodes if r.get("GPU", 0) > 0 or not with_gpu), default=1.0)

@@ -682,7 +682,7 @@ def _train_teachers(plan: Plan, cache_dir: str) -> dict[str, str]:
         return {}
     cfg = build_config(method.Config, plan.config, plan.method)
     # Teachers train before any trial starts, so each may take a whole node's CPUs (as on the driver before).
-    cpus = max(plan.cpus_per_trial, cluster.largest_node_cpus())
+    cpus = max(plan.cpus_per_trial, cluster.largest_node_cpus(with_gpu=plan.gpus > 0))
     return cluster.train_teachers(specs_fn(cfg), cache_dir, gpus=plan.gpus, cpus=cpus)
 
 

@@ -358,3 +358,17 @@ def test_a_search_of_a_users_own_method_resumes_after_the_driver_is_killed(tmp_p
     parent, children = children_of(client, "my_search")
     assert parent.info.status == "FINISHED" and len(children) == 3
     assert all(c.data.tags[tracking.OUTCOME_TAG] == "completed" for c in children)
+
+
+def test_a_teacher_asks_for_the_cpus_of_one_node_that_can_take_it(monkeypatch):
+    import ray
+
+    nodes = [
+        {"Alive": True, "Resources": {"CPU": 64.0}},  # a head without a GPU
+        {"Alive": True, "Resources": {"CPU": 16.0, "GPU": 8.0}},
+        {"Alive": True, "Resources": {"CPU": 8.0, "GPU": 8.0}},
+        {"Alive": False, "Resources": {"CPU": 128.0, "GPU": 8.0}},
+    ]
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    assert cluster.largest_node_cpus() == 64.0
+    assert cluster.largest_node_cpus(with_gpu=True) == 16.0  # 64 would leave a GPU teacher unplaceable

@@ -289,6 +289,8 @@ def test_a_search_on_two_nodes_runs_the_drivers_autoinv_and_the_users_method_on_
         assert "runtime_resources" in note["autoinv"] and "runtime_resources" in note["method"], note
 
 
+# ~65 s: two searches; the default suite covers the task (above) and the search path (test_e2e's transformmix)
+@pytest.mark.slow
 def test_a_searchs_teacher_trains_in_a_ray_task_once_and_the_next_search_finds_it_cached(tmp_path):
     import subprocess
     import sys
@@ -324,6 +326,8 @@ def test_a_searchs_teacher_trains_in_a_ray_task_once_and_the_next_search_finds_i
     assert "training in a Ray task" not in seen[1][1]
 
 
+# ~65 s: the default suite resumes a search file given by path in test_e2e; this adds the user's own method
+@pytest.mark.slow
 def test_a_search_of_a_users_own_method_resumes_after_the_driver_is_killed(tmp_path):
     import signal
     import subprocess

@@ -228,13 +228,12 @@ def augmented_loss(
     inputs = torch.cat([x, views]) if cfg.aug_include_orig else views
     logits = model(loop.standardize(inputs)).float()
     orig, aug = (logits[: len(x)], logits[len(x) :]) if cfg.aug_include_orig else (None, logits)
-    ce_each = F.cross_entropy(aug, y.repeat(n), reduction="none")
-    ce_aug = ce_each.mean()
+    ce_aug = F.cross_entropy(aug, y.repeat(n))
     loss = ce_aug + (F.cross_entropy(orig, y) if orig is not None else 0.0)
     if not frozen:
         loss = loss + lam * augmenter.penalty(log_q)
     if score:  # REINFORCE on the mode draws, each sample's own cost against the batch mean as the baseline
-        cost = (ce_each + lam * log_q).detach()
+        cost = (F.cross_entropy(aug.detach(), y.repeat(n), reduction="none") + lam * log_q).detach()
         loss = loss + ((cost - cost.mean()) * log_mode).mean()
     return loss, ce_aug, aug, log_q
 

@@ -130,6 +130,34 @@ def seeded(seed: int) -> Iterator[None]:
         yield
 
 
+def generator_states() -> tuple[Any, Any, torch.Tensor]:
+    """The states of Python's, NumPy's and torch's global CPU generators, for :func:`set_generator_states`."""
+    return random.getstate(), np.random.get_state(), torch.get_rng_state()
+
+
+def set_generator_states(states: tuple[Any, Any, torch.Tensor]) -> None:
+    """Put the global generators back to ``states`` (from :func:`generator_states`)."""
+    random.setstate(states[0])
+    np.random.set_state(states[1])
+    torch.set_rng_state(states[2])
+
+
+@contextlib.contextmanager
+def generators_kept() -> Iterator[None]:
+    """Run the block, then put the global generators (CUDA's included) back as they were.
+
+    For work that seeds them itself in the middle of another's run: a teacher trained inside a method's ``fit``
+    must leave the method's draws as they would be with the teacher found in the cache.
+    """
+    states = generator_states()
+    cuda = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=cuda):
+        try:
+            yield
+        finally:
+            set_generator_states(states)
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """``auto`` picks CUDA when this process sees a GPU (Ray sets ``CUDA_VISIBLE_DEVICES`` per trial)."""
     if name == "auto":

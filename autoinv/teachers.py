@@ -190,7 +190,8 @@ def _train(spec: TeacherSpec, data: Any, model: nn.Module, progress: bool) -> nn
         return F.cross_entropy(model(loop.prepare(x)), y), {}
 
     run = _ProgressRun(spec, progress)
-    loop.train_classifier(_as_config(spec), run, data, model, loss_fn)
+    with loop.generators_kept():  # the caller's draws are the same whether its teacher was cached or trained here
+        loop.train_classifier(_as_config(spec), run, data, model, loss_fn)
     return model
 
 

@@ -4,8 +4,9 @@ Every trial sleeps 0.1 s and reports, ten times. The search arm is what a user r
 its own (``sleep_method.py`` beside it, whose ``fit`` calls ``run.resume()`` then ``run.report`` ten times), launched
 as ``python -m autoinv.search <tmp>/scale_search.py --num-samples N --scheduler fifo --max-epochs 10
 --cpus-per-trial 1`` in an empty folder (Optuna TPE, embedded sqlite MLflow, the search's callbacks, a checkpoint per
-report). The bare arm is ``tune.Tuner`` on a function trainable with the same sleeps, timed from before
-``ray.init`` to after ``fit()`` returns. Both get ``--cpus`` CPUs (the search through ``RAY_OVERRIDE_RESOURCES``).
+report, workers reused across trials). The bare arms are ``tune.Tuner`` on a function trainable with the same sleeps,
+with Tune's defaults (a new worker process per trial) and with ``reuse_actors=True``, timed from before
+``ray.init`` to after ``fit()`` returns. All get ``--cpus`` CPUs (the search through ``RAY_OVERRIDE_RESOURCES``).
 
 Each trial writes a probe (its pid and process start, when the method module was imported, when ``fit`` began and
 ended, how long each report took), so the added time per trial splits into worker start-up, reporting, and time a
@@ -14,10 +15,10 @@ on a copy of the search's database, and Optuna's sampler is timed on its own ove
 
 Example:
     OMP_NUM_THREADS=1 python benchmarks/bench_scale.py --n 100 1000
-    python benchmarks/bench_scale.py --n 4 --only tune
+    python benchmarks/bench_scale.py --n 4 --arms tune search
 
-Prints a markdown table of wall times (bare Tune, search, ratio, the floor N × 1 s ÷ slots), then one table per N of
-where the search's time per trial goes, beside bare Tune's.
+Prints a markdown table of wall times (bare Tune with its defaults, bare Tune reusing workers, the search, the ratios,
+the floor N × 1 s ÷ slots), then one table per N of where each arm's time per trial goes.
 """
 
 from __future__ import annotations
@@ -159,8 +160,8 @@ def run_search(n: int, cpus: int, folder: str) -> dict[str, Any]:
     }
 
 
-def run_tune(n: int, cpus: int, folder: str) -> dict[str, Any]:
-    """Time bare Ray Tune on :func:`bare_trainable`, Ray's start included."""
+def run_tune(n: int, cpus: int, folder: str, reuse_actors: bool = False) -> dict[str, Any]:
+    """Time bare Ray Tune on :func:`bare_trainable`, Ray's start included (its defaults, or reusing workers)."""
     import ray
     from ray import tune
 
@@ -172,7 +173,7 @@ def run_tune(n: int, cpus: int, folder: str) -> dict[str, Any]:
     tuner = tune.Tuner(
         bare_trainable,
         param_space={"x": tune.uniform(0, 1)},
-        tune_config=tune.TuneConfig(num_samples=n),
+        tune_config=tune.TuneConfig(num_samples=n, reuse_actors=reuse_actors),
         run_config=tune.RunConfig(storage_path=folder, verbose=0),
     )
     tuner.fit()
@@ -196,9 +197,10 @@ def breakdown(arm: dict[str, Any], slots: int) -> dict[str, float]:
     fit_s = [p["left"] - p["entered"] for p in probes]
     reports = [s for p in probes for s in p["report_s"]]
     # Workers Ray prestarts (or starts for the first trials) wait for the driver's set-up; only workers born after
-    # the first trial began count toward start-up.
+    # the first trial began count toward start-up, and a reused worker's only for the first trial it ran.
     first = min(p["entered"] for p in probes)
-    fresh = [p["entered"] - p["process_started"] for p in probes if p["process_started"] > first]
+    firsts = {p["pid"]: p for p in sorted(probes, key=lambda p: p["entered"], reverse=True)}.values()
+    fresh = [p["entered"] - p["process_started"] for p in firsts if p["process_started"] > first]
     return {
         "trials": len(probes),
         "processes": len({p["pid"] for p in probes}),
@@ -206,7 +208,7 @@ def breakdown(arm: dict[str, Any], slots: int) -> dict[str, float]:
         "first_trial": first - arm["started"],
         "wind_down": arm["started"] + arm["wall"] - max(p["left"] for p in probes),
         "startup": statistics.median(fresh) if fresh else float("nan"),
-        "import_to_fit": statistics.median(p["entered"] - p["imported"] for p in probes),
+        "import_to_fit": statistics.median(p["entered"] - p["imported"] for p in firsts),
         "resume": statistics.median(p["resume_s"] for p in probes),
         "report": statistics.median(reports),
         "fit": statistics.mean(fit_s),
@@ -324,20 +326,28 @@ def optuna_per_trial(n: int) -> tuple[float, float]:
     return statistics.mean(times[:10]), statistics.mean(times[-10:])
 
 
+ARMS = {
+    "tune": ("bare Tune", lambda n, cpus, folder: run_tune(n, cpus, folder)),
+    "tune_reuse": ("bare Tune, reuse_actors", lambda n, cpus, folder: run_tune(n, cpus, folder, reuse_actors=True)),
+    "search": ("search", run_search),
+}
+"""The arms: bare Tune as its defaults run it (a new worker per trial), bare Tune reusing workers (what the search
+does), and the search's full driver."""
+
+
 def main() -> None:
-    """Run both arms for every N; print the wall-time table, then each N's per-trial breakdown."""
+    """Run every arm for every N; print the wall-time table, then each N's per-trial breakdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="+", default=[100, 1000], help="numbers of trials (default 100 1000)")
     parser.add_argument("--cpus", type=int, default=os.cpu_count(), help="CPUs for Ray, one trial each")
-    parser.add_argument("--only", choices=("search", "tune"), help="run one arm only")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS), help="which arms (default all)")
     args = parser.parse_args()
-    arms = [arm for arm in ("tune", "search") if args.only in (None, arm)]
     results: dict[int, dict[str, Any]] = {}
     for n in args.n:
         results[n] = {}
-        for arm in arms:
+        for arm in args.arms:
             with tempfile.TemporaryDirectory() as folder:
-                measured = (run_tune if arm == "tune" else run_search)(n, args.cpus, folder)
+                measured = ARMS[arm][1](n, args.cpus, folder)
                 results[n][arm] = breakdown(measured, args.cpus) | {"wall": measured["wall"]}
                 if arm == "search":
                     results[n]["mlflow"] = mlflow_per_trial(measured["db"], folder)
@@ -350,19 +360,23 @@ def main() -> None:
         value = results[n].get(arm, {}).get(key)
         return "–" if value is None else fmt.format(value)
 
-    print(f"| N | bare Tune | search | ratio | floor (N × 1 s ÷ {args.cpus} slots) |")
-    print("|---|---|---|---|---|")
-    for n, r in results.items():
-        ratio = f"{r['search']['wall'] / r['tune']['wall']:.2f}×" if len(arms) == 2 else "–"
-        print(
-            f"| {n} | {cell(n, 'tune')} | {cell(n, 'search')} | {ratio} | {n * REPORTS * SLEEP_S / args.cpus:.0f} s |"
-        )
+    def ratio(n: int, over: str) -> str:
+        r = results[n]
+        return f"{r['search']['wall'] / r[over]['wall']:.2f}×" if "search" in r and over in r else "–"
+
+    names = [ARMS[arm][0] for arm in ARMS]
+    print(f"| N | {' | '.join(names)} | search ÷ bare Tune | search ÷ reusing | floor (N × 1 s ÷ {args.cpus} slots) |")
+    print("|---|---|---|---|---|---|---|")
+    for n in results:
+        walls = " | ".join(cell(n, arm) for arm in ARMS)
+        floor = n * REPORTS * SLEEP_S / args.cpus
+        print(f"| {n} | {walls} | {ratio(n, 'tune')} | {ratio(n, 'tune_reuse')} | {floor:.0f} s |")
 
     rows = [  # (label, key, format); seconds per trial unless said
         ("trials run / worker processes they ran in", None, None),
         ("driver set-up before Tune starts (whole search)", "setup", "{:.1f} s"),
         ("time to first trial (start → first fit entry; whole search)", "first_trial", "{:.1f} s"),
-        ("worker start-up (process born → fit entry)", "startup", "{:.2f} s"),
+        ("worker start-up (process born → its first fit entry)", "startup", "{:.2f} s"),
         ("… of it after the method imported (MLflow child run, monitor)", "import_to_fit", "{:.3f} s"),
         ("`run.resume()` (lists the trial's storage)", "resume", "{:.3f} s"),
         ("one report (search: checkpoint + `tune.report`)", "report", "{:.3f} s"),
@@ -372,21 +386,23 @@ def main() -> None:
         ("wind-down (last fit end → exit; whole search)", "wind_down", "{:.1f} s"),
     ]
     for n, r in results.items():
-        print(f"\n| N = {n}, per trial | bare Tune | search |")
-        print("|---|---|---|")
+        print(f"\n| N = {n}, per trial | {' | '.join(names)} |")
+        print("|---|---|---|---|")
         for label, key, fmt in rows:
             if key is None:
-                counts = [f"{r[a]['trials']} / {r[a]['processes']}" if a in r else "–" for a in ("tune", "search")]
-                print(f"| {label} | {counts[0]} | {counts[1]} |")
+                cells = [f"{r[a]['trials']} / {r[a]['processes']}" if a in r else "–" for a in ARMS]
             else:
-                print(f"| {label} | {cell(n, 'tune', key, fmt)} | {cell(n, 'search', key, fmt)} |")
+                cells = [cell(n, arm, key, fmt) for arm in ARMS]
+            print(f"| {label} | {' | '.join(cells)} |")
         if "mlflow" in r:
             for side, (calls, seconds) in r["mlflow"].items():
-                print(f"| MLflow calls by the {side} (replayed on the search's db) | – | {calls} in {seconds:.3f} s |")
+                print(
+                    f"| MLflow calls by the {side} (replayed on the search's db) | – | – | {calls} in {seconds:.3f} s |"
+                )
             for step, seconds in r["cold"].items():
-                print(f"| fresh worker process, measured alone afterwards: {step} | – | {seconds:.3f} s |")
+                print(f"| a fresh worker process, measured alone afterwards: {step} | – | – | {seconds:.3f} s |")
             first, last = r["optuna"]
-            print(f"| Optuna suggest + complete (first 10 / last 10 of {n}) | – | {first:.4f} / {last:.4f} s |")
+            print(f"| Optuna suggest + complete (first 10 / last 10 of {n}) | – | – | {first:.4f} / {last:.4f} s |")
 
 
 if __name__ == "__main__":

@@ -347,3 +347,23 @@ def test_a_grid_search_whose_last_trial_asha_stops_goes_on():
     searcher.on_trial_result("b", {"val/acc": 0.6, "training_iteration": 2, "epoch": 2})  # in flight before the stop
     states = [t.state.name for t in searcher._ot_study.trials]
     assert states == ["PRUNED", "PRUNED"]
+
+
+def test_results_of_a_trial_the_searchers_saved_state_never_suggested_are_left_to_tune():
+    """After a kill, Tune's saved state can hold a trial that the searcher's (older) saved state lacks: the resumed
+    search used to crash with Ray's KeyError on its first result."""
+    import types
+
+    from autoinv.search import _searcher
+
+    def space(trial):
+        trial.suggest_float("x", 0.0, 1.0)
+
+    search = types.SimpleNamespace(METRIC="val/acc", MODE="max", space=space)
+    searcher = _searcher(search, "tpe", seed=0, max_epochs=3, num_samples=4)
+    searcher.set_search_properties("val/acc", "max", {})
+    assert searcher.suggest("known") is not None
+    searcher.on_trial_result("restored", {"val/acc": 0.5, "training_iteration": 1, "epoch": 1})
+    searcher.on_trial_complete("restored", {"val/acc": 0.5, "training_iteration": 3, "epoch": 3})
+    searcher.on_trial_complete("known", {"val/acc": 0.7, "training_iteration": 3, "epoch": 3})
+    assert [(t.state.name, t.value) for t in searcher._ot_study.trials] == [("COMPLETE", 0.7)]

@@ -54,6 +54,7 @@ def test_fit_reports_search_metric_and_resumes(name, cache_dir):
     values = {**METHOD_SETTINGS[name], **TINY, "epochs": 2}
     cfg = build_config(method.Config, values, name)
     run = loop.MemoryRun(cache_dir=cache_dir)
+    fresh = loop.generator_states()
     final = method.fit(cfg, run)
     assert [m["epoch"] for m in run.metrics] == [0, 1], "one report per epoch"
     for metrics in run.metrics:
@@ -71,6 +72,18 @@ def test_fit_reports_search_metric_and_resumes(name, cache_dir):
     method.fit(cfg, resumed)
     assert [m["epoch"] for m in resumed.metrics] == [1]
     assert "augmented_samples" in run.figures or run.figures, "every method logs pictures"
+    # A search runs trial after trial in one worker process (reuse_actors), each from the generators' first state:
+    # a second fit there, after the first and a resume, learns exactly what the first did (nothing is left behind
+    # in modules or caches; a teacher trained inside the first fit changes no draw of the second, cached one).
+    loop.set_generator_states(fresh)
+    again = loop.MemoryRun(cache_dir=cache_dir)
+    method.fit(cfg, again)
+    assert _learned(again.metrics) == _learned(run.metrics)
+
+
+def _learned(metrics: list[dict]) -> list[dict]:
+    """Per-epoch metrics without the timings, which differ from run to run."""
+    return [{k: v for k, v in m.items() if not k.startswith("time/")} for m in metrics]
 
 
 @pytest.mark.parametrize("name", SEARCHES)

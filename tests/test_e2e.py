@@ -5,6 +5,7 @@ export → train round trip, the MLflow REST API and the notebook. Resume and th
 their own searches.
 """
 
+import contextlib
 import html
 import json
 import os
@@ -15,6 +16,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.request
 
 import pytest
@@ -119,6 +121,8 @@ def test_database_holds_parent_children_metrics_outcomes_and_pictures(searched):
             assert key in child.data.tags, key
         pictures = [a.path for a in client.list_artifacts(child.info.run_id, "figures/augmented_samples")]
         assert pictures and all(p.endswith(".png") for p in pictures)
+    workers = {c.data.tags["autoinv.pid"] for c in children}
+    assert len(workers) <= 3, "6 trials, 2 at once: Tune runs trial after trial in the same workers (reuse_actors)"
     best_id = parent.data.tags["autoinv.best_run_id"]
     best = client.get_run(best_id)
     completed = [c for c in children if c.data.tags[tracking.OUTCOME_TAG] == "completed"]
@@ -182,33 +186,67 @@ def test_export_then_train_reproduces_the_best_trial(searched):
     assert client.search_logged_models([final.experiment_id]), "the trained model is logged with mlflow.pytorch"
 
 
+def test_a_child_run_whose_trial_tune_forgot_goes_to_the_trash_at_the_end(tmp_path):
+    """A trial started just before a kill can make its run before Tune saves it; the resumed search runs it anew."""
+    from autoinv import search
+
+    client = tracking.client_for(tracking.default_tracking_uri(str(tmp_path)))
+    experiment_id = tracking.get_or_create_experiment(client, "erm", tracking.artifact_root("", str(tmp_path)))
+    parent_id = tracking.create_parent_run(client, experiment_id, "erm-1", tags={}, params={})
+    runs = {
+        trial_id: tracking.child_run(client, experiment_id, parent_id, trial_id, trial_id, {"lr": 0.1}, {})
+        for trial_id in ("kept", "closed_orphan", "orphan")
+    }
+    tracking.finish_child(client, runs["kept"], "completed", 3)
+    tracking.finish_child(client, runs["closed_orphan"], "stopped_early", 1)  # closed: a finished trial, kept
+    outcomes = search._outcome_callback(
+        {"tracking_uri": client.tracking_uri, "experiment_id": experiment_id, "parent_id": parent_id}, 3, "val/acc"
+    )
+    outcomes.setup()
+    outcomes.on_experiment_end(trials=[types.SimpleNamespace(trial_id="kept")])
+    left = {r.data.tags[tracking.TRIAL_TAG] for r in tracking.child_runs(client, experiment_id, parent_id)}
+    assert left == {"kept", "closed_orphan"}
+    gone = client.get_run(runs["orphan"])
+    assert gone.info.lifecycle_stage == "deleted" and gone.info.status == "KILLED"
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def test_mlflow_server_rest_api_lists_the_runs(searched):
-    folder, _, _ = searched
+@contextlib.contextmanager
+def running_mlflow_server(folder, *options):
+    """``mlflow server`` on a free port of 127.0.0.1 over the sqlite store in ``folder``; yields its URI when up."""
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking.default_tracking_uri(str(folder))]
-        + ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+        + ["--backend-store-uri", tracking.default_tracking_uri(str(folder)), *options],
         cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     try:
-        base = f"http://127.0.0.1:{port}"
+        uri = f"http://127.0.0.1:{port}"
         deadline = time.time() + 120
         while True:
             try:
-                urllib.request.urlopen(base + "/health", timeout=2).read()
+                urllib.request.urlopen(uri + "/health", timeout=2).read()
                 break
             except OSError:
-                assert time.time() < deadline, "mlflow server did not start"
+                assert server.poll() is None and time.time() < deadline, "mlflow server did not start"
                 time.sleep(1)
+        yield uri
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+
+
+def test_mlflow_server_rest_api_lists_the_runs(searched):
+    folder, _, _ = searched
+    with running_mlflow_server(folder) as base:
         with urllib.request.urlopen(f"{base}/api/2.0/mlflow/experiments/get-by-name?experiment_name=erm") as r:
             experiment_id = json.load(r)["experiment"]["experiment_id"]
         request = urllib.request.Request(
@@ -221,9 +259,6 @@ def test_mlflow_server_rest_api_lists_the_runs(searched):
         assert len(runs) == 7
         parents = [r for r in runs if not any(t["key"] == "mlflow.parentRunId" for t in r["data"].get("tags", []))]
         assert len(parents) == 1
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
 
 
 def kill_after_a_trial_closes(args, folder, env, uri, log_path):

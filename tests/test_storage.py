@@ -4,11 +4,7 @@
 import functools
 import os
 import pickle
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 import torch
@@ -23,6 +19,7 @@ from tests.test_e2e import (
     env_for,
     free_port,
     kill_after_a_trial_closes,
+    running_mlflow_server,
 )
 from tests.test_teachers import SPEC
 
@@ -202,28 +199,10 @@ def test_teacher_trained_once_uploaded_then_downloaded_on_another_node(s3, tmp_p
 def mlflow_server(tmp_path_factory):
     """``mlflow server`` on 127.0.0.1 with proxied artifacts in a temporary folder; yields its URI."""
     folder = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-        + ["--backend-store-uri", tracking.default_tracking_uri(str(folder))]
-        + ["--serve-artifacts", "--artifacts-destination", str(folder / "artifacts")],
-        cwd=folder,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            urllib.request.urlopen(uri + "/health", timeout=2).read()
-            break
-        except OSError:
-            assert server.poll() is None and time.time() < deadline, "mlflow server did not start"
-            time.sleep(1)
-    yield uri
-    os.killpg(server.pid, signal.SIGTERM)
-    server.wait(timeout=30)
+    with running_mlflow_server(
+        folder, "--serve-artifacts", "--artifacts-destination", str(folder / "artifacts")
+    ) as uri:
+        yield uri
 
 
 def test_search_in_a_bucket_from_an_empty_directory_survives_kill_9_and_resumes(s3, mlflow_server, tmp_path):

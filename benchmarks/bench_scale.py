@@ -277,7 +277,7 @@ import ray.tune  # a Tune worker has it already
 uri, run_id, seconds = sys.argv[1], sys.argv[2], {}
 def step(name, fn):
     start = time.perf_counter(); fn(); seconds[name] = time.perf_counter() - start
-step("import torch (for the trial's GPU names)", lambda: __import__("torch"))
+step("import torch (the method's first trial in a worker)", lambda: __import__("torch"))
 step("import mlflow", lambda: __import__("mlflow"))
 from autoinv import tracking
 step("open the sqlite store (first call)", lambda: tracking.client_for(uri).get_run(run_id))

@@ -20,21 +20,27 @@ rotation-discovery table (``--discovery``, paper Fig. 7: median error to the nea
 
     python benchmarks/bench_flowinv.py --modes flowinv instaaug --seeds 0 1 --epochs 30
     python benchmarks/bench_flowinv.py --discovery flowinv instaaug --seeds 0 1 --epochs 20
+
+and with ``--link`` what following b = −d could save the discovery setting's frozen classifier (``link_cost``)::
+
+    python benchmarks/bench_flowinv.py --link --seeds 0 1 2
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 import torch.nn.functional as F
 from timing import median_seconds
 
 from autoinv import loop
-from autoinv.data import load_dataset
+from autoinv.data import load_dataset, marioiggy_sprites
 from autoinv.methods import flowinv
 from autoinv.methods.flowinv import augerino, instaaug, mode_mass, rotation_discovery, sprite_band_summary
 from autoinv.methods.flowinv.baselines import AugerinoAugmenter, InstaAugmenter
+from autoinv.methods.flowinv.core import apply_params
 from autoinv.methods.flowinv.training import augmented_loss
 from autoinv.models import create_model
 
@@ -196,6 +202,64 @@ def discovery_table(names: list[str], seeds: list[int], epochs: int) -> None:
             )
 
 
+LINK_HALF_RANGES = (15.0, 30.0, 45.0)
+"""Half-ranges (degrees) at which :func:`link_table` prices the b = −d link."""
+
+
+@torch.no_grad()
+def link_cost(
+    classifier: torch.nn.Module, half_range_deg: float, draws: int = 16, seed: int = 0
+) -> tuple[float, float]:
+    """The classifier's CE under a rotation law and under the same marginals drawn independently.
+
+    Both sprites, upright and upside down, are turned to 19 angles within ±(90° − R) of their class's centre (where a
+    further ±R keeps the class), rendered as the dataset renders them, then warped by decoupled samples: the rotation
+    law (b = −r, d = r, r ~ U(−R, R); the other entries 0) and its mean-field version (b and d independent, each
+    U(−R, R)). Their CE difference is the most that learning the link between b and d can save a flow there.
+
+    Returns:
+        (CE under the rotation law, CE under the mean-field law), mean over images and draws.
+    """
+    limit = 90.0 - half_range_deg
+    angles = torch.deg2rad(torch.linspace(-limit, limit, 19))
+    images, labels = [], []
+    for index, sprite in enumerate(marioiggy_sprites()):
+        for upside_down in (0, 1):
+            turn = angles + math.pi * upside_down
+            cos, sin, zero = turn.cos(), turn.sin(), torch.zeros(len(turn))
+            theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+            sprites = sprite.expand(len(turn), -1, -1, -1)
+            grid = F.affine_grid(theta, list(sprites.shape), align_corners=False)  # as the dataset renders them
+            turned = F.grid_sample(sprites, grid, align_corners=False)
+            images.append((turned.clamp(0, 1) * 255).round() / 255)  # and its uint8 quantisation
+            labels.append(torch.full((len(angles),), 2 * index + upside_down))
+    x, y = torch.cat(images).repeat(draws, 1, 1, 1), torch.cat(labels).repeat(draws)
+    generator = torch.Generator().manual_seed(seed)
+    r, r_other = (torch.rand(2, len(x), generator=generator) * 2 - 1) * math.radians(half_range_deg)
+    costs = []
+    for d in (r, r_other):
+        w = torch.zeros(len(x), 6)
+        w[:, 1], w[:, 3] = -r, d
+        costs.append(F.cross_entropy(classifier(loop.standardize(apply_params(x, w, "decoupled"))), y).item())
+    return costs[0], costs[1]
+
+
+def link_table(seeds: list[int]) -> None:
+    """Train the rotation-discovery setting's frozen classifier per seed; print what the b = −d link is worth to it."""
+    warmup = CLAIM_DISCOVERY["aug_warmup_epochs"]
+    print(f"the b = −d link's worth to the frozen classifier of {CLAIM_DISCOVERY} (trained {warmup} epochs)")
+    print("| seed | R (°) | CE, rotation law | CE, b and d independent | saved by the link |")
+    print("|---|---|---|---|---|")
+    for seed in seeds:
+        run = loop.MemoryRun()
+        cfg = flowinv.Config(**CLAIM_DISCOVERY, **FIXED_LAMBDA["flowinv"], epochs=warmup + 1, seed=seed)
+        flowinv.fit(cfg, run)  # the classifier is frozen after the warm-up: one flow epoch leaves it as it is
+        classifier = run.model.eval()
+        for half_range in LINK_HALF_RANGES:
+            linked, independent = link_cost(classifier, half_range)
+            print(f"| {seed} | {half_range:.0f} | {linked:.4f} | {independent:.4f} | {independent - linked:+.4f} |")
+
+
 def main() -> None:
     """Run the step-time benchmark, or with ``--range`` the learned-range table."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -208,6 +272,7 @@ def main() -> None:
     parser.add_argument("--range", nargs="+", metavar="METHOD", help="learned-range table of these methods instead")
     parser.add_argument("--modes", nargs="+", metavar="METHOD", help="multi-modal table of these methods instead")
     parser.add_argument("--discovery", nargs="+", metavar="METHOD", help="rotation-discovery table instead")
+    parser.add_argument("--link", action="store_true", help="what the b = −d link is worth to the frozen classifier")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
@@ -219,6 +284,9 @@ def main() -> None:
         return
     if args.discovery:
         discovery_table(args.discovery, args.seeds, args.epochs)
+        return
+    if args.link:
+        link_table(args.seeds)
         return
     torch.manual_seed(0)
     step_time(torch.device(args.device), args.model, args.batch, args.aug_type, args.pose_width, args.repeats)

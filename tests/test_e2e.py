@@ -116,7 +116,8 @@ def test_database_holds_parent_children_metrics_outcomes_and_pictures(searched):
             assert int(child.data.tags["autoinv.stopped_at_epoch"]) == len(steps) < 3
             assert child.info.status == "KILLED"
         assert child.data.params["dataset"] == "digits" and "lr" in child.data.params
-        assert "system/cpu_utilization_percentage" in child.data.metrics  # MLflow's monitor ran in the trial
+        if child.data.tags[tracking.OUTCOME_TAG] == "completed":  # a trial stopped after one epoch can end before
+            assert "system/cpu_utilization_percentage" in child.data.metrics  # the monitor's first sample (1 s)
         for key in ("mlflow.user", "mlflow.source.name", "autoinv.node_id", "autoinv.host", "autoinv.gpu_names"):
             assert key in child.data.tags, key
         pictures = [a.path for a in client.list_artifacts(child.info.run_id, "figures/augmented_samples")]

@@ -186,6 +186,8 @@ class TuneRun:
             payload = {"state": state or {"epoch": epoch}, "history": self.history}
             torch.save(payload, os.path.join(folder, f"{CHECKPOINT_PREFIX}{epoch:05d}.pt"))
             tune.report(self._result(epoch, metrics), checkpoint=tune.Checkpoint.from_directory(folder))
+        storage = tune.get_context().get_storage()
+        _prune_checkpoints(storage.storage_filesystem, storage.trial_fs_path)
 
     def _result(self, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
         """What Tune gets: the metrics, our epoch count, and the child run's id (the driver logs there)."""
@@ -234,7 +236,41 @@ class TuneRun:
 CHECKPOINT_PREFIX = "autoinv_epoch_"
 META = "autoinv.json"  # in each search's folder: its state (running | finished), setup and plan, for --resume
 NUMBER_TAG = "autoinv.trial_number"  # the trial's number in the console and in its run name, in order of start
+KEEP_CHECKPOINTS = 2  # per trial in storage: the newest, and the one before in case the newest was cut off
+PRUNED_MARKER = "autoinv_pruned"  # the one file of a checkpoint folder whose contents were deleted
 RUN_ID_KEY = "autoinv_run_id"  # in every result: the trial's child run, so the driver never searches MLflow for it
+
+
+def _prune_checkpoints(fs: Any, trial_path: str, keep: int = KEEP_CHECKPOINTS) -> None:
+    """Empty this trial's checkpoints in storage but the newest ``keep``; their folders stay, holding only a marker.
+
+    Tune would prune with ``CheckpointConfig(num_to_keep)``, but then it also snapshots the whole experiment's state
+    whenever any trial has saved ``num_to_keep`` checkpoints: O(trials) each time, the search's largest cost per
+    trial at 1,000 trials. The folders stay because the experiment state Tune restores after a driver's death may
+    name an older checkpoint than the trial had saved, and Tune refuses to restore from a folder that is gone;
+    :func:`_newest_checkpoint` then finds the newest one by reading the trial's folder.
+
+    Args:
+        fs: the storage's ``pyarrow.fs.FileSystem``.
+        trial_path: the trial's folder on ``fs``, which holds its ``checkpoint_NNNNNN`` folders.
+        keep: how many of the newest checkpoints keep their contents.
+    """
+    import pyarrow.fs
+
+    selector = pyarrow.fs.FileSelector(trial_path, recursive=True, allow_not_found=True)
+    saved: dict[str, list[str]] = {}  # checkpoint folder -> its files, for folders still holding a checkpoint
+    for info in fs.get_file_info(selector):
+        parts = os.path.relpath(info.path, trial_path).split(os.sep)
+        if len(parts) == 2 and parts[0].startswith("checkpoint_") and info.type == pyarrow.fs.FileType.File:
+            saved.setdefault(os.path.join(trial_path, parts[0]), []).append(info.path)
+    for folder in sorted(saved)[:-keep]:  # Tune numbers them checkpoint_000000, checkpoint_000001, ...
+        files = saved[folder]
+        if any(os.path.basename(path) == PRUNED_MARKER for path in files):
+            continue
+        with fs.open_output_stream(os.path.join(folder, PRUNED_MARKER)) as f:  # first, so the folder never vanishes
+            f.write(b"emptied by autoinv: a newer checkpoint of this trial holds its state\n")
+        for path in files:
+            fs.delete_file(path)
 
 
 def _newest_checkpoint() -> tuple[str, dict[str, Any]] | None:
@@ -352,13 +388,22 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
     class MlflowOutcomes(tune.Callback):
         """Driver side: logs each epoch's metrics, once its checkpoint is saved; closes each child run when done.
 
-        A run closes as completed, stopped early (and when) or failed.
+        A run closes as completed, stopped early (and when) or failed. The MLflow calls run in order on one writer
+        thread: a trial's next epoch waits for Tune's answer to its report, and a database write there would add to
+        every epoch of every trial. Whenever Tune snapshots the experiment, the writer has caught up first, so a
+        resumed search never finds an event in Tune's state that MLflow missed; an error of a write is raised at the
+        next event.
         """
 
         client: Any = None  # made when Tune starts: Tune pickles its callbacks with the experiment, clients do not
+        writer: Any = None
 
         def setup(self, **info: Any) -> None:
+            import concurrent.futures
+
             self.client = tracking.client_for(tracking_uri)
+            self.writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoinv-mlflow")
+            self.writes: list[concurrent.futures.Future] = []
             self.run_ids: dict[str, str] = {}
             self.numbers: dict[str, int] = {}
 
@@ -366,19 +411,15 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
             self.numbers.setdefault(trial.trial_id, len(self.numbers) + 1)  # as the console numbers them
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-            if trial.trial_id not in self.run_ids:  # the trial made its child run before its first report
-                run = self.client.get_run(result[RUN_ID_KEY])
-                self.run_ids[trial.trial_id] = run.info.run_id
-                if NUMBER_TAG not in run.data.tags and trial.trial_id in self.numbers:
-                    self.client.set_tag(run.info.run_id, NUMBER_TAG, str(self.numbers[trial.trial_id]))
-                if int(result["epoch"]) - 1 in tracking.logged_steps(self.client, run.info.run_id, metric):
-                    return  # a resumed trial's catch-up report of an epoch a killed driver had logged already
+            first = trial.trial_id not in self.run_ids  # the trial made its child run before its first report
+            self.run_ids[trial.trial_id] = result[RUN_ID_KEY]
             metrics = {
                 k: v
                 for k, v in result.items()
                 if k not in tune_keys and isinstance(v, (int, float)) and not isinstance(v, bool)
             }
-            tracking.log_epoch(self.client, self.run_ids[trial.trial_id], int(result["epoch"]) - 1, metrics)
+            number = self.numbers.get(trial.trial_id) if first else None
+            self._write(self._log, result[RUN_ID_KEY], int(result["epoch"]) - 1, metrics, first, number)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             epochs = int((trial.last_result or {}).get("epoch", 0))
@@ -387,6 +428,10 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
         def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self._close(trial, "failed", int((trial.last_result or {}).get("epoch", 0)), _last_line(trial))
 
+        def get_state(self) -> None:
+            """Called as Tune snapshots the experiment, before the snapshot is stored: the writer catches up."""
+            self._wait_for_writes()
+
         def on_experiment_end(self, trials: list, **info: Any) -> None:
             """Move to MLflow's trash the child runs of trials Tune no longer knows.
 
@@ -394,6 +439,8 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
             milliseconds) before Tune saves the trial in its experiment state; the resumed search asks Optuna again
             and runs that work as a new trial. The orphan never closes; left, it would count as a trial twice.
             """
+            self._wait_for_writes()
+            self.writer.shutdown()
             known = {trial.trial_id for trial in trials}
             for run in tracking.child_runs(self.client, setup["experiment_id"], setup["parent_id"]):
                 if run.data.tags.get(tracking.TRIAL_TAG) not in known and tracking.OUTCOME_TAG not in run.data.tags:
@@ -403,17 +450,35 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
 
         def _close(self, trial: Any, outcome: str, epochs: int, error: str = "") -> None:
             run_id = self.run_ids.pop(trial.trial_id, None)
+            self._write(self._finish, run_id, trial.trial_id, str(trial), trial.config, outcome, epochs, error)
+
+        def _log(self, run_id: str, epoch: int, metrics: dict[str, float], first: bool, number: int | None) -> None:
+            if first:
+                run = self.client.get_run(run_id)
+                if NUMBER_TAG not in run.data.tags and number is not None:
+                    self.client.set_tag(run_id, NUMBER_TAG, str(number))
+                if epoch in tracking.logged_steps(self.client, run_id, metric):
+                    return  # a resumed trial's catch-up report of an epoch a killed driver had logged already
+            tracking.log_epoch(self.client, run_id, epoch, metrics)
+
+        def _finish(self, run_id: str | None, trial_id: str, name: str, config: dict, *outcome: Any) -> None:
             if run_id is None:  # it failed before its first report: find its run, or make one to say so
                 run_id = tracking.child_run(
-                    self.client,
-                    setup["experiment_id"],
-                    setup["parent_id"],
-                    trial.trial_id,
-                    str(trial),
-                    trial.config,
-                    {},
+                    self.client, setup["experiment_id"], setup["parent_id"], trial_id, name, config, {}
                 )
-            tracking.finish_child(self.client, run_id, outcome, epochs, error)
+            tracking.finish_child(self.client, run_id, *outcome)
+
+        def _write(self, fn: Any, *args: Any) -> None:
+            """Queue ``fn(*args)`` on the writer thread, after raising the error of any earlier write that failed."""
+            for done in [write for write in self.writes if write.done()]:
+                self.writes.remove(done)
+                done.result()
+            self.writes.append(self.writer.submit(fn, *args))
+
+        def _wait_for_writes(self) -> None:
+            writes, self.writes = self.writes, []
+            for write in writes:
+                write.result()
 
     return MlflowOutcomes()
 
@@ -958,7 +1023,7 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
                 name=run_name,
                 storage_path=store.path,  # the same filesystem as ours: one split of the URI, its query kept
                 storage_filesystem=store.fs,
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # pruned by the trials themselves
                 failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                 callbacks=[
                     _outcome_callback(setup, plan.max_epochs, plan.metric),

@@ -6,6 +6,7 @@ import os
 import pickle
 import time
 
+import pyarrow.fs
 import pytest
 import torch
 
@@ -148,6 +149,25 @@ def test_upload_download_and_pickling(store, tmp_path):
     assert (tmp_path / "copy" / "a.pt").read_bytes() == b"weights"
     again = pickle.loads(pickle.dumps(store))  # what a Ray worker receives: the URI, opened again there
     assert again == store and again.read_bytes("teachers/a.pt") == b"weights"
+
+
+def test_pruned_checkpoints_keep_their_folders_for_tune_and_the_newest_two_their_contents(store):
+    from ray.train._internal.storage import _exists_at_fs_path
+
+    from autoinv import search
+
+    trial = store.join("erm-1", "trial_0")
+    for index in range(5):
+        trial.write_bytes(f"checkpoint_{index:06d}/{search.CHECKPOINT_PREFIX}{index:05d}.pt", b"state %d" % index)
+    search._prune_checkpoints(store.fs, trial.path)
+    search._prune_checkpoints(store.fs, trial.path)  # again, as after the next report: nothing changes
+    for index in range(5):
+        folder = trial.join(f"checkpoint_{index:06d}")
+        assert _exists_at_fs_path(store.fs, folder.path), "Tune refuses to restore from a folder that is gone"
+        names = sorted(os.path.basename(f.path) for f in store.fs.get_file_info(pyarrow.fs.FileSelector(folder.path)))
+        expected = [search.PRUNED_MARKER] if index < 3 else [f"{search.CHECKPOINT_PREFIX}{index:05d}.pt"]
+        assert names == expected, (index, names)
+    assert trial.read_bytes(f"checkpoint_000004/{search.CHECKPOINT_PREFIX}00004.pt") == b"state 4"
 
 
 def test_check_names_a_missing_bucket(s3):

@@ -146,7 +146,7 @@ def run_search(n: int, cpus: int, folder: str) -> dict[str, Any]:
     if p.returncode != 0:
         raise SystemExit(f"search failed (rc {p.returncode}):\n{''.join(line for _, line in lines)[-3000:]}")
     tune_starts = next(t for t, line in lines if line.startswith("search ") and " trials of " in line)
-    # Tune numbers a trial's checkpoints 0, 1, ...; num_to_keep=2 leaves the last two, whose index counts them all.
+    # Tune numbers a trial's checkpoints 0, 1, ...; every folder stays (all but the newest two emptied), so count them.
     kept = glob.glob(os.path.join(work, "autoinv_results", "*", "*", "checkpoint_*"))
     trials = {os.path.dirname(path) for path in kept}
     last = [max(int(p.rsplit("_", 1)[1]) for p in kept if os.path.dirname(p) == t) for t in trials]
@@ -201,6 +201,9 @@ def breakdown(arm: dict[str, Any], slots: int) -> dict[str, float]:
     first = min(p["entered"] for p in probes)
     firsts = {p["pid"]: p for p in sorted(probes, key=lambda p: p["entered"], reverse=True)}.values()
     fresh = [p["entered"] - p["process_started"] for p in firsts if p["process_started"] > first]
+    by_start = sorted(probes, key=lambda p: p["entered"])
+    tenth = max(len(by_start) // 10, 1)
+    last = max(p["left"] for p in probes)
     return {
         "trials": len(probes),
         "processes": len({p["pid"] for p in probes}),
@@ -211,9 +214,13 @@ def breakdown(arm: dict[str, Any], slots: int) -> dict[str, float]:
         "import_to_fit": statistics.median(p["entered"] - p["imported"] for p in firsts),
         "resume": statistics.median(p["resume_s"] for p in probes),
         "report": statistics.median(reports),
+        "report_early": statistics.median(s for p in by_start[:tenth] for s in p["report_s"]),
+        "report_late": statistics.median(s for p in by_start[-tenth:] for s in p["report_s"]),
         "fit": statistics.mean(fit_s),
         # slot-seconds per trial spent outside fit: start-up, teardown, the driver's turn between trials
         "outside_fit": (slots * arm["wall"] - sum(fit_s)) / max(len(probes), 1),
+        # the same from the first fit's start to the last fit's end: the gap between one trial and the next
+        "between_trials": (slots * (last - first) - sum(fit_s)) / max(len(probes), 1),
         "checkpoints": arm["checkpoints_per_trial"],
     }
 
@@ -380,16 +387,20 @@ def main() -> None:
         ("… of it after the method imported (MLflow child run, monitor)", "import_to_fit", "{:.3f} s"),
         ("`run.resume()` (lists the trial's storage)", "resume", "{:.3f} s"),
         ("one report (search: checkpoint + `tune.report`)", "report", "{:.3f} s"),
+        ("… in the first / last tenth of the trials (by start)", None, "report"),
         ("checkpoints written per trial", "checkpoints", "{:.0f}"),
         ("fit (10 × 0.1 s sleeps + reports)", "fit", "{:.2f} s"),
         ("slot time outside fit (slots × wall − Σ fit) ÷ N", "outside_fit", "{:.2f} s"),
+        ("… of it between trials (first fit start → last fit end)", "between_trials", "{:.2f} s"),
         ("wind-down (last fit end → exit; whole search)", "wind_down", "{:.1f} s"),
     ]
     for n, r in results.items():
         print(f"\n| N = {n}, per trial | {' | '.join(names)} |")
         print("|---|---|---|---|")
         for label, key, fmt in rows:
-            if key is None:
+            if fmt == "report":
+                cells = [f"{r[a]['report_early']:.3f} / {r[a]['report_late']:.3f} s" if a in r else "–" for a in ARMS]
+            elif key is None:
                 cells = [f"{r[a]['trials']} / {r[a]['processes']}" if a in r else "–" for a in ARMS]
             else:
                 cells = [cell(n, arm, key, fmt) for arm in ARMS]

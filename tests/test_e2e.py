@@ -211,6 +211,38 @@ def test_a_child_run_whose_trial_tune_forgot_goes_to_the_trash_at_the_end(tmp_pa
     assert gone.info.lifecycle_stage == "deleted" and gone.info.status == "KILLED"
 
 
+def test_the_drivers_mlflow_writes_are_all_done_when_tune_snapshots_and_a_failed_one_is_raised(tmp_path):
+    """Epochs and closes go to a writer thread so reports do not wait on the database; nothing may be lost or hidden."""
+    from autoinv import search
+
+    client = tracking.client_for(tracking.default_tracking_uri(str(tmp_path)))
+    experiment_id = tracking.get_or_create_experiment(client, "erm", tracking.artifact_root("", str(tmp_path)))
+    parent_id = tracking.create_parent_run(client, experiment_id, "erm-1", tags={}, params={})
+    run_id = tracking.child_run(client, experiment_id, parent_id, "t1", "t1", {"lr": 0.1}, {})
+    outcomes = search._outcome_callback(
+        {"tracking_uri": client.tracking_uri, "experiment_id": experiment_id, "parent_id": parent_id}, 3, "val/acc"
+    )
+    outcomes.setup()
+    trial = types.SimpleNamespace(trial_id="t1", config={"lr": 0.1}, last_result={"epoch": 3})
+    outcomes.on_trial_start(iteration=0, trials=[trial], trial=trial)
+    for epoch in range(1, 4):
+        result = {"val/acc": 0.1 * epoch, "epoch": epoch, search.RUN_ID_KEY: run_id, "training_iteration": epoch}
+        outcomes.on_trial_result(iteration=epoch, trials=[trial], trial=trial, result=result)
+    outcomes.on_trial_complete(iteration=4, trials=[trial], trial=trial)
+    assert outcomes.get_state() is None  # Tune stores nothing of ours; the call waits for the writer
+    run = client.get_run(run_id)
+    history = client.get_metric_history(run_id, "val/acc")
+    assert [(m.step, round(m.value, 6)) for m in history] == [(0, 0.1), (1, 0.2), (2, 0.3)]
+    assert run.info.status == "FINISHED" and run.data.tags[tracking.OUTCOME_TAG] == "completed"
+    assert run.data.tags[search.NUMBER_TAG] == "1"
+
+    gone = types.SimpleNamespace(trial_id="t2", config={}, last_result={"epoch": 1})
+    result = {"val/acc": 0.5, "epoch": 1, search.RUN_ID_KEY: "no-such-run"}
+    outcomes.on_trial_result(iteration=5, trials=[gone], trial=gone, result=result)
+    with pytest.raises(Exception, match="no-such-run"):
+        outcomes.get_state()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -350,6 +382,7 @@ def _start_ray_head(port, env, *resources):
             time.sleep(1)
 
 
+@pytest.mark.slow  # 110 s; planning concurrency for GPUs is tested in test_cli, a search on two nodes in test_cluster
 def test_simulated_8_gpu_cluster_runs_8_trials_at_once(tmp_path):
     port = free_port()
     # Ray >= 2.59 turns token authentication on for clusters it starts; a driver joining by address must opt in.

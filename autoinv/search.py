@@ -258,7 +258,7 @@ def _prune_checkpoints(fs: Any, trial_path: str, keep: int = KEEP_CHECKPOINTS) -
     import pyarrow.fs
 
     selector = pyarrow.fs.FileSelector(trial_path, recursive=True, allow_not_found=True)
-    saved: dict[str, list[str]] = {}  # checkpoint folder -> its files, for folders still holding a checkpoint
+    saved: dict[str, list[str]] = {}  # checkpoint folder -> its files (a marker alone in one emptied before)
     for info in fs.get_file_info(selector):
         parts = os.path.relpath(info.path, trial_path).split(os.sep)
         if len(parts) == 2 and parts[0].startswith("checkpoint_") and info.type == pyarrow.fs.FileType.File:

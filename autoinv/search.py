@@ -164,63 +164,74 @@ def validate_space(search: ModuleType, base: dict[str, Any], samples: int = 3, s
 
 
 class TuneRun:
-    """The :class:`autoinv.loop.Run` of a Ray Tune trial: Tune gets metrics + checkpoint, MLflow the rest.
+    """The :class:`autoinv.loop.Run` of a Ray Tune trial: Tune gets metrics, storage the state, MLflow the rest.
 
-    Epoch metrics reach MLflow from the driver (:func:`_outcome_callback`), which sees a result only after its
-    checkpoint is in storage, so MLflow never holds an epoch that a resume will run again. Every checkpoint also
-    carries the trial's per-epoch metrics, so epochs that were saved but never logged (the driver died first) are
-    logged when the trial resumes: each epoch lands once, with the values of the lineage that the final model
-    comes from.
+    Each epoch's state goes straight to a file in the trial's storage folder before its metrics go to Tune, not as a
+    Tune checkpoint: Tune answers a report with a checkpoint only after a second round trip (a ``save`` task it
+    holds the trial's next step for), which was most of a report's cost. Epoch metrics reach MLflow from the driver
+    (:func:`_outcome_callback`), which sees a result only after its file is in storage, so MLflow never holds an
+    epoch that a resume will run again. Every file also carries the trial's per-epoch metrics, so epochs that were
+    saved but never logged (the driver died first) are logged when the trial resumes: each epoch lands once, with
+    the values of the lineage that the final model comes from.
     """
 
     def __init__(self, client: Any, run_id: str, cache_dir: str) -> None:
         self.client, self.run_id, self.cache_dir = client, run_id, cache_dir
         self.history: dict[int, dict[str, float]] = {}
+        self.saved: list[str] = []  # this trial's epoch files in its folder, oldest first
 
     def report(self, epoch: int, metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
-        import torch
         from ray import tune
 
         self.history[epoch] = tracking.finite_metrics(metrics)
-        with tempfile.TemporaryDirectory() as folder:
-            payload = {"state": state or {"epoch": epoch}, "history": self.history}
-            torch.save(payload, os.path.join(folder, f"{CHECKPOINT_PREFIX}{epoch:05d}.pt"))
-            tune.report(self._result(epoch, metrics), checkpoint=tune.Checkpoint.from_directory(folder))
+        self._save(epoch, {"state": state or {"epoch": epoch}, "history": self.history})
+        tune.report(self._result(epoch, metrics))
+
+    def _save(self, epoch: int, payload: dict[str, Any]) -> None:
+        """Write ``payload`` as this epoch's file in the trial's storage folder; delete all but the newest few."""
+        import io
+
+        import torch
+        from ray import tune
+
         storage = tune.get_context().get_storage()
-        _prune_checkpoints(storage.storage_filesystem, storage.trial_fs_path)
+        fs, folder = storage.storage_filesystem, storage.trial_fs_path
+        if not self.saved:
+            fs.create_dir(folder, recursive=True)
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        path = os.path.join(folder, f"{CHECKPOINT_PREFIX}{epoch:05d}.pt")
+        with fs.open_output_stream(path) as f:
+            f.write(buffer.getbuffer())
+        self.saved = _prune_epoch_files(fs, [p for p in self.saved if p != path] + [path])
 
     def _result(self, epoch: int, metrics: dict[str, float]) -> dict[str, Any]:
         """What Tune gets: the metrics, our epoch count, and the child run's id (the driver logs there)."""
         return {**metrics, "epoch": epoch + 1, RUN_ID_KEY: self.run_id}
 
     def resume(self) -> dict[str, Any] | None:
-        import torch
         from ray import tune
 
         found = _newest_checkpoint()
         if found is None:
             return None
-        path, payload = found
+        path, payload, flat = found
+        self.saved = flat
         self.history = payload["history"]
         newest = max(self.history)
-        known = tune.get_checkpoint()  # what Tune's restored state holds: possibly older than ``path``
-        tune_knows = known is not None and os.path.normpath(known.path) == os.path.normpath(os.path.dirname(path))
         tracking.set_tags(self.client, self.run_id, {"autoinv.resumed_at_epoch": str(newest + 1)})
         logged: dict[str, set[int]] = {}  # one history query per metric name, not one per epoch
         for epoch, metrics in sorted(self.history.items()):
-            if not metrics or (epoch == newest and not tune_knows):
+            if not metrics or epoch == newest:
                 continue  # the newest is reported again below; the driver logs it unless MLflow has it
             key = next(iter(metrics))
             if key not in logged:
                 logged[key] = tracking.logged_steps(self.client, self.run_id, key)
             if epoch not in logged[key]:
                 tracking.log_epoch(self.client, self.run_id, epoch, metrics)
-        if not tune_knows:  # bring Tune (ASHA, the outcome, the next checkpoint's base) up to the epoch resumed from
-            with tempfile.TemporaryDirectory() as folder:
-                torch.save(payload, os.path.join(folder, os.path.basename(path)))
-                tune.report(
-                    self._result(newest, self.history[newest]), checkpoint=tune.Checkpoint.from_directory(folder)
-                )
+        # Bring Tune (ASHA, the outcome) up to the epoch resumed from: Tune restores no state of ours, so its last
+        # result for this trial is older or none.
+        tune.report(self._result(newest, self.history[newest]))
         return payload["state"]
 
     def figure(self, name: str, fig: Any, epoch: int) -> None:
@@ -237,48 +248,35 @@ CHECKPOINT_PREFIX = "autoinv_epoch_"
 META = "autoinv.json"  # in each search's folder: its state (running | finished), setup and plan, for --resume
 NUMBER_TAG = "autoinv.trial_number"  # the trial's number in the console and in its run name, in order of start
 KEEP_CHECKPOINTS = 2  # per trial in storage: the newest, and the one before in case the newest was cut off
-PRUNED_MARKER = "autoinv_pruned"  # the one file of a checkpoint folder whose contents were deleted
 RUN_ID_KEY = "autoinv_run_id"  # in every result: the trial's child run, so the driver never searches MLflow for it
 
 
-def _prune_checkpoints(fs: Any, trial_path: str, keep: int = KEEP_CHECKPOINTS) -> None:
-    """Empty this trial's checkpoints in storage but the newest ``keep``; their folders stay, holding only a marker.
-
-    Tune would prune with ``CheckpointConfig(num_to_keep)``, but then it also snapshots the whole experiment's state
-    whenever any trial has saved ``num_to_keep`` checkpoints: O(trials) each time, the search's largest cost per
-    trial at 1,000 trials. The folders stay because the experiment state Tune restores after a driver's death may
-    name an older checkpoint than the trial had saved, and Tune refuses to restore from a folder that is gone;
-    :func:`_newest_checkpoint` then finds the newest one by reading the trial's folder.
+def _prune_epoch_files(fs: Any, saved: list[str], keep: int = KEEP_CHECKPOINTS) -> list[str]:
+    """Delete all of a trial's epoch files but the newest ``keep``; return those kept.
 
     Args:
         fs: the storage's ``pyarrow.fs.FileSystem``.
-        trial_path: the trial's folder on ``fs``, which holds its ``checkpoint_NNNNNN`` folders.
-        keep: how many of the newest checkpoints keep their contents.
+        saved: paths of the trial's ``autoinv_epoch_NNNNN.pt`` files on ``fs``, oldest first.
+        keep: how many of the newest files stay.
+
+    Returns:
+        The paths kept, oldest first.
     """
-    import pyarrow.fs
-
-    selector = pyarrow.fs.FileSelector(trial_path, recursive=True, allow_not_found=True)
-    saved: dict[str, list[str]] = {}  # checkpoint folder -> its files (a marker alone in one emptied before)
-    for info in fs.get_file_info(selector):
-        parts = os.path.relpath(info.path, trial_path).split(os.sep)
-        if len(parts) == 2 and parts[0].startswith("checkpoint_") and info.type == pyarrow.fs.FileType.File:
-            saved.setdefault(os.path.join(trial_path, parts[0]), []).append(info.path)
-    for folder in sorted(saved)[:-keep]:  # Tune numbers them checkpoint_000000, checkpoint_000001, ...
-        files = saved[folder]
-        if any(os.path.basename(path) == PRUNED_MARKER for path in files):
-            continue
-        with fs.open_output_stream(os.path.join(folder, PRUNED_MARKER)) as f:  # first, so the folder never vanishes
-            f.write(b"emptied by autoinv: a newer checkpoint of this trial holds its state\n")
-        for path in files:
+    for path in saved[:-keep]:
+        try:
             fs.delete_file(path)
+        except FileNotFoundError:
+            pass
+    return saved[-keep:]
 
 
-def _newest_checkpoint() -> tuple[str, dict[str, Any]] | None:
-    """The newest complete checkpoint of this trial in storage (its path and contents), known to Tune or not.
+def _newest_checkpoint() -> tuple[str, dict[str, Any], list[str]] | None:
+    """The newest complete epoch file of this trial in storage: its path, its contents and the trial's own files.
 
-    Tune restores a trial from the checkpoint its experiment state last recorded, which can be epochs behind what
-    the trial had saved when the driver was killed (or nothing at all); the trial's folder holds them all. Files
-    are named by epoch; one cut off mid-write fails to load and the one before it is used.
+    Files are named by epoch; one cut off mid-write fails to load and the one before it is used. The folder may
+    also hold ``checkpoint_NNNNNN`` folders, Tune checkpoints where searches started by earlier versions of autoinv
+    kept the same files; those are read, never deleted. The third item lists the files directly in the folder,
+    oldest first, for :func:`_prune_epoch_files`.
     """
     import io
 
@@ -288,15 +286,19 @@ def _newest_checkpoint() -> tuple[str, dict[str, Any]] | None:
 
     storage = tune.get_context().get_storage()
     selector = pyarrow.fs.FileSelector(storage.trial_fs_path, recursive=True, allow_not_found=True)
-    names = [
-        info.path
-        for info in storage.storage_filesystem.get_file_info(selector)
-        if os.path.basename(info.path).startswith(CHECKPOINT_PREFIX)
-    ]
-    for path in sorted(names, key=os.path.basename, reverse=True):
+    names = sorted(
+        (
+            info.path
+            for info in storage.storage_filesystem.get_file_info(selector)
+            if os.path.basename(info.path).startswith(CHECKPOINT_PREFIX)
+        ),
+        key=os.path.basename,
+    )
+    flat = [path for path in names if os.path.dirname(path) == storage.trial_fs_path.rstrip("/")]
+    for path in reversed(names):
         try:
             with storage.storage_filesystem.open_input_file(path) as f:
-                return path, torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+                return path, torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True), flat
         except Exception:  # a file the killed attempt did not finish writing
             continue
     return None
@@ -316,7 +318,7 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
 
     from autoinv import loop
 
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # one "checkpoint created" line per epoch is noise
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # Ray's info lines per report and restore are noise
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     context = tune.get_context()
     method = get_method(setup["method"])
@@ -404,14 +406,19 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
             self.client = tracking.client_for(tracking_uri)
             self.writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoinv-mlflow")
             self.writes: list[concurrent.futures.Future] = []
-            self.run_ids: dict[str, str] = {}
+            self.run_ids: dict[str, str] = {}  # of trials running now
+            self.logged: dict[str, int] = {}  # the newest epoch this driver logged of each trial
             self.numbers: dict[str, int] = {}
 
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self.numbers.setdefault(trial.trial_id, len(self.numbers) + 1)  # as the console numbers them
 
         def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-            first = trial.trial_id not in self.run_ids  # the trial made its child run before its first report
+            epoch = int(result["epoch"]) - 1
+            if epoch <= self.logged.get(trial.trial_id, -1):
+                return  # a retried trial's catch-up report of the epoch it resumed from, logged already
+            first = trial.trial_id not in self.logged  # the trial made its child run before its first report
+            self.logged[trial.trial_id] = epoch
             self.run_ids[trial.trial_id] = result[RUN_ID_KEY]
             metrics = {
                 k: v
@@ -419,7 +426,7 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
                 if k not in tune_keys and isinstance(v, (int, float)) and not isinstance(v, bool)
             }
             number = self.numbers.get(trial.trial_id) if first else None
-            self._write(self._log, result[RUN_ID_KEY], int(result["epoch"]) - 1, metrics, first, number)
+            self._write(self._log, result[RUN_ID_KEY], epoch, metrics, first, number)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             epochs = int((trial.last_result or {}).get("epoch", 0))
@@ -1027,7 +1034,6 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
                 name=run_name,
                 storage_path=store.path,  # the same filesystem as ours: one split of the URI, its query kept
                 storage_filesystem=store.fs,
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # pruned by the trials themselves
                 failure_config=tune.FailureConfig(max_failures=plan.max_failures),
                 callbacks=[
                     _outcome_callback(setup, plan.max_epochs, plan.metric),

@@ -146,10 +146,10 @@ def run_search(n: int, cpus: int, folder: str) -> dict[str, Any]:
     if p.returncode != 0:
         raise SystemExit(f"search failed (rc {p.returncode}):\n{''.join(line for _, line in lines)[-3000:]}")
     tune_starts = next(t for t, line in lines if line.startswith("search ") and " trials of " in line)
-    # Tune numbers a trial's checkpoints 0, 1, ...; every folder stays (all but the newest two emptied), so count them.
-    kept = glob.glob(os.path.join(work, "autoinv_results", "*", "*", "checkpoint_*"))
+    # A trial keeps its newest two epoch files, autoinv_epoch_NNNNN.pt: the newest number says how many it saved.
+    kept = glob.glob(os.path.join(work, "autoinv_results", "*", "*", "autoinv_epoch_*.pt"))
     trials = {os.path.dirname(path) for path in kept}
-    last = [max(int(p.rsplit("_", 1)[1]) for p in kept if os.path.dirname(p) == t) for t in trials]
+    last = [max(int(p[-8:-3]) for p in kept if os.path.dirname(p) == t) for t in trials]
     return {
         "wall": wall,
         "started": started,

@@ -151,23 +151,20 @@ def test_upload_download_and_pickling(store, tmp_path):
     assert again == store and again.read_bytes("teachers/a.pt") == b"weights"
 
 
-def test_pruned_checkpoints_keep_their_folders_for_tune_and_the_newest_two_their_contents(store):
-    from ray.train._internal.storage import _exists_at_fs_path
-
+def test_a_trial_keeps_its_newest_two_epoch_files(store):
     from autoinv import search
 
     trial = store.join("erm-1", "trial_0")
-    for index in range(5):
-        trial.write_bytes(f"checkpoint_{index:06d}/{search.CHECKPOINT_PREFIX}{index:05d}.pt", b"state %d" % index)
-    search._prune_checkpoints(store.fs, trial.path)
-    search._prune_checkpoints(store.fs, trial.path)  # again, as after the next report: nothing changes
-    for index in range(5):
-        folder = trial.join(f"checkpoint_{index:06d}")
-        assert _exists_at_fs_path(store.fs, folder.path), "Tune refuses to restore from a folder that is gone"
-        names = sorted(os.path.basename(f.path) for f in store.fs.get_file_info(pyarrow.fs.FileSelector(folder.path)))
-        expected = [search.PRUNED_MARKER] if index < 3 else [f"{search.CHECKPOINT_PREFIX}{index:05d}.pt"]
-        assert names == expected, (index, names)
-    assert trial.read_bytes(f"checkpoint_000004/{search.CHECKPOINT_PREFIX}00004.pt") == b"state 4"
+    paths = []
+    for epoch in range(5):
+        trial.write_bytes(f"{search.CHECKPOINT_PREFIX}{epoch:05d}.pt", b"state %d" % epoch)
+        paths = search._prune_epoch_files(
+            store.fs, paths + [trial.join(f"{search.CHECKPOINT_PREFIX}{epoch:05d}.pt").path]
+        )
+    assert search._prune_epoch_files(store.fs, paths) == paths  # again, as after a resume: nothing changes
+    names = sorted(os.path.basename(f.path) for f in store.fs.get_file_info(pyarrow.fs.FileSelector(trial.path)))
+    assert names == [f"{search.CHECKPOINT_PREFIX}00003.pt", f"{search.CHECKPOINT_PREFIX}00004.pt"]
+    assert trial.read_bytes(f"{search.CHECKPOINT_PREFIX}00004.pt") == b"state 4"
 
 
 def test_check_names_a_missing_bucket(s3):

@@ -342,10 +342,8 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
             tracking.SEARCH_RUN_TAG: setup.get("search_run", ""),
             **setup.get("context_tags", {}),  # the driver's user, source and commit: where the search came from
         },
+        node_id=node_id,  # a trial retried elsewhere after its node died keeps the list of where it ran
     )
-    nodes = client.get_run(run_id).data.tags.get("autoinv.nodes", "").split(",")
-    if node_id not in nodes:  # a trial retried elsewhere after its node died keeps the list of where it ran
-        client.set_tag(run_id, "autoinv.nodes", ",".join([n for n in nodes if n] + [node_id]))
     fields = getattr(method, "ARTIFACT_FIELDS", {})
     downloads = storage.local_folder(setup["cache_dir"])  # runs:/ artifacts need a local file on this node
     values = tracking.resolve_artifact_fields(fields, config, downloads, setup["tracking_uri"])
@@ -409,6 +407,11 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
             self.run_ids: dict[str, str] = {}  # of trials running now
             self.logged: dict[str, int] = {}  # the newest epoch this driver logged of each trial
             self.numbers: dict[str, int] = {}
+            self.inherited: set[str] | None = None  # trials Tune restored from a killed driver's state
+
+        def on_step_begin(self, iteration: int, trials: list, **info: Any) -> None:
+            if self.inherited is None:  # the first step, before any result: a new search has no trials yet
+                self.inherited = {trial.trial_id for trial in trials}
 
         def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             self.numbers.setdefault(trial.trial_id, len(self.numbers) + 1)  # as the console numbers them
@@ -426,7 +429,8 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
                 if k not in tune_keys and isinstance(v, (int, float)) and not isinstance(v, bool)
             }
             number = self.numbers.get(trial.trial_id) if first else None
-            self._write(self._log, result[RUN_ID_KEY], epoch, metrics, first, number)
+            inherited = first and trial.trial_id in (self.inherited or set())
+            self._write(self._log, result[RUN_ID_KEY], epoch, metrics, number, inherited)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             epochs = int((trial.last_result or {}).get("epoch", 0))
@@ -459,14 +463,16 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
             run_id = self.run_ids.pop(trial.trial_id, None)
             self._write(self._finish, run_id, trial.trial_id, str(trial), trial.config, outcome, epochs, error)
 
-        def _log(self, run_id: str, epoch: int, metrics: dict[str, float], first: bool, number: int | None) -> None:
-            if first:
-                run = self.client.get_run(run_id)
-                if NUMBER_TAG not in run.data.tags and number is not None:
-                    self.client.set_tag(run_id, NUMBER_TAG, str(number))
+        def _log(self, run_id: str, epoch: int, metrics: dict[str, float], number: int | None, inherited: bool) -> None:
+            """Log an epoch; with the trial's first, its ``number``; ``inherited``: a killed driver ran it before."""
+            tags = {NUMBER_TAG: str(number)} if number is not None else {}
+            if inherited:  # the killed driver may have numbered the run and logged this epoch
+                if NUMBER_TAG in self.client.get_run(run_id).data.tags:
+                    tags = {}
                 if epoch in tracking.logged_steps(self.client, run_id, metric):
+                    tracking.set_tags(self.client, run_id, tags)
                     return  # a resumed trial's catch-up report of an epoch a killed driver had logged already
-            tracking.log_epoch(self.client, run_id, epoch, metrics)
+            tracking.log_epoch(self.client, run_id, epoch, metrics, tags)
 
         def _finish(self, run_id: str | None, trial_id: str, name: str, config: dict, *outcome: Any) -> None:
             if run_id is None:  # it failed before its first report: find its run, or make one to say so

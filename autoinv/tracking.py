@@ -56,6 +56,7 @@ TRIAL_TAG = "autoinv.trial_id"
 ROLE_TAG = "autoinv.role"
 SEARCH_RUN_TAG = "autoinv.search_run"  # on each trial: the name of its search's parent run
 OUTCOME_TAG = "autoinv.outcome"  # completed | stopped_early | failed
+NODES_TAG = "autoinv.nodes"  # on each trial: the Ray node ids it ran on, in order (a retry may move it)
 KIND_TAG, TRAINING_KIND = "mlflow.experimentKind", "custom_model_development"  # the UI opens on the runs table
 
 
@@ -270,13 +271,17 @@ def child_run(
     name: str,
     params: dict[str, Any],
     tags: dict[str, str],
+    node_id: str = "",
 ) -> str:
     """The run id of the trial's child run: reattached when the trial resumes, created otherwise.
 
     Reattaching instead of creating keeps a resumed or retried trial to one child run; ``tags`` then describe the
-    new attempt (its node, its GPUs).
+    new attempt (its node, its GPUs), and ``node_id`` joins the run's ``autoinv.nodes``, where it ran in order.
     """
     existing = find_child(client, experiment_id, parent_id, trial_id)
+    nodes = [n for n in (existing.data.tags.get(NODES_TAG, "") if existing else "").split(",") if n]
+    if node_id and node_id not in nodes:
+        tags = {**tags, NODES_TAG: ",".join([*nodes, node_id])}
     if existing is not None:
         client.update_run(existing.info.run_id, status="RUNNING")
         set_tags(client, existing.info.run_id, tags)
@@ -322,12 +327,18 @@ def finite_metrics(metrics: dict[str, float]) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if v == v and abs(float(v)) != float("inf")}
 
 
-def log_epoch(client: MlflowClient, run_id: str, step: int, metrics: dict[str, float]) -> None:
-    """Log one epoch's finite metrics at ``step``."""
-    from mlflow.entities import Metric
+def log_epoch(
+    client: MlflowClient, run_id: str, step: int, metrics: dict[str, float], tags: dict[str, str] | None = None
+) -> None:
+    """Log one epoch's finite metrics at ``step`` (and ``tags`` in the same call)."""
+    from mlflow.entities import Metric, RunTag
 
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in finite_metrics(metrics).items()])
+    client.log_batch(
+        run_id,
+        metrics=[Metric(k, v, now, step) for k, v in finite_metrics(metrics).items()],
+        tags=[RunTag(k, v) for k, v in (tags or {}).items()],
+    )
 
 
 def logged_steps(client: MlflowClient, run_id: str, key: str) -> set[int]:

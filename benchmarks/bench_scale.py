@@ -263,17 +263,12 @@ def mlflow_per_trial(db: str, folder: str) -> dict[str, tuple[int, float]]:
     ids = (experiment.experiment_id, parent.info.run_id, "replay_trial")
 
     worker = _Counted(plain)
-    run_id = tracking.child_run(worker, *ids, "replay", params={"x": 0.5}, tags={"autoinv.host": "h"})
-    worker.get_run(run_id)
-    worker.set_tag(run_id, "autoinv.nodes", "n")
+    run_id = tracking.child_run(worker, *ids, "replay", params={"x": 0.5}, tags={"autoinv.host": "h"}, node_id="n")
 
-    driver = _Counted(plain)
-    found = tracking.find_child(driver, *ids)
-    driver.set_tag(found.info.run_id, "autoinv.trial_number", "1")
-    tracking.logged_steps(driver, run_id, "val/acc")
+    driver = _Counted(plain)  # a new search's: no earlier driver's records to check first
     for epoch in range(REPORTS):
-        tracking.log_epoch(driver, run_id, epoch, {"val/acc": 0.5})
-    tracking.finish_child(driver, tracking.child_run(driver, *ids, "replay", {"x": 0.5}, {}), "completed", REPORTS)
+        tracking.log_epoch(driver, run_id, epoch, {"val/acc": 0.5}, {"autoinv.trial_number": "1"} if not epoch else {})
+    tracking.finish_child(driver, run_id, "completed", REPORTS)
     driver.set_tag(run_id, "mlflow.runName", "#1 x=0.5")
     driver.get_metric_history(run_id, "val/acc")
     return {"worker": (worker.calls, worker.seconds), "driver": (driver.calls, driver.seconds)}

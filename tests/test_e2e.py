@@ -573,7 +573,7 @@ def test_method_quick_search_lands_trials_with_pictures(tmp_path, method, pictur
     # The QUICK settings are sized so a newcomer sees each method learn (all 4,500 shapes images, Orbit's 1,000-step
     # teacher and 800 student steps); CI checks the plumbing on less.
     smaller = {
-        "transformmix": ["--max-epochs", "3", "--set", "train_subset=1024"],
+        "transformmix": ["--max-epochs", "3", "--set", "train_subset=1024", "teacher_epochs=3"],
         "orbit": ["--max-epochs", "3", "--set", "steps_per_epoch=10", "teacher_epochs=2", "orbit_steps=40"],
         "flowinv": ["--max-epochs", "3", "--set", "train_subset=768"],
         "transinv": ["--max-epochs", "3", "--set", "train_subset=1024"],

@@ -225,6 +225,8 @@ def mlflow_server(tmp_path_factory):
 def test_search_in_a_bucket_from_an_empty_directory_survives_kill_9_and_resumes(s3, mlflow_server, tmp_path):
     """Nothing lands in the working directory; checkpoints and metadata are in the bucket; figures come back
     through the server; after ``kill -9`` of the driver, ``--resume`` from the bucket repeats no epoch."""
+    from autoinv import search
+
     empty = tmp_path / "empty"
     empty.mkdir()
     uri = s3_uri(s3, "search")
@@ -251,7 +253,13 @@ def test_search_in_a_bucket_from_an_empty_directory_survives_kill_9_and_resumes(
     assert parent.data.tags["autoinv.storage"] == s3_uri(s3, f"search/{run_name}")
     assert f"search/{run_name}/autoinv.json" in keys
     assert any(k.startswith(f"search/{run_name}/experiment_state") for k in keys)
-    assert sum(k.endswith(".pt") and "/checkpoint_" in k for k in keys) >= 4
+    epoch_files = [
+        k
+        for k in keys
+        if k.startswith(f"search/{run_name}/") and os.path.basename(k).startswith(search.CHECKPOINT_PREFIX)
+    ]
+    assert len({os.path.dirname(k) for k in epoch_files}) == 4, epoch_files  # every trial's state is in the bucket
+    assert len(epoch_files) <= 4 * search.KEEP_CHECKPOINTS, epoch_files
     assert open_storage(uri).join(run_name).read_json("autoinv.json")["state"] == "finished"
 
 

@@ -1004,6 +1004,9 @@ def run_search(plan: Plan, search: ModuleType, resume: bool = False, verbose: bo
     # what MLflow holds; on the driver they were a fifth of its work per result (py-spy, 200 one-second trials).
     # A user who wants them back sets TUNE_DISABLE_AUTO_CALLBACK_LOGGERS=0.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # The ResultGrid that ``fit()`` returns reads those files, and warns per trial that they are missing; we never
+    # use it (the summary comes from MLflow).
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     resources = {"cpu": plan.cpus_per_trial, "gpu": plan.gpus_per_trial}
     trainable = tune.with_resources(tune.with_parameters(trial, setup=setup), resources)
     print(

@@ -3,7 +3,7 @@
 Every trial sleeps 0.1 s and reports, ten times. The search arm is what a user runs: a search file naming a method of
 its own (``sleep_method.py`` beside it, whose ``fit`` calls ``run.resume()`` then ``run.report`` ten times), launched
 as ``python -m autoinv.search <tmp>/scale_search.py --num-samples N --scheduler fifo --max-epochs 10
---cpus-per-trial 1`` in an empty folder (Optuna TPE, embedded sqlite MLflow, the search's callbacks, a checkpoint per
+--cpus-per-trial 1`` in an empty folder (Optuna TPE, embedded sqlite MLflow, the search's callbacks, an epoch file per
 report, workers reused across trials). The bare arms are ``tune.Tuner`` on a function trainable with the same sleeps,
 with Tune's defaults (a new worker process per trial) and with ``reuse_actors=True``, timed from before
 ``ray.init`` to after ``fit()`` returns. All get ``--cpus`` CPUs (the search through ``RAY_OVERRIDE_RESOURCES``).
@@ -382,9 +382,9 @@ def main() -> None:
         ("worker start-up (process born → its first fit entry)", "startup", "{:.2f} s"),
         ("… of it after the method imported (MLflow child run, monitor)", "import_to_fit", "{:.3f} s"),
         ("`run.resume()` (lists the trial's storage)", "resume", "{:.3f} s"),
-        ("one report (search: checkpoint + `tune.report`)", "report", "{:.3f} s"),
+        ("one report (search: epoch file + `tune.report`)", "report", "{:.3f} s"),
         ("… in the first / last tenth of the trials (by start)", "report_tenths", "{0[0]:.3f} / {0[1]:.3f} s"),
-        ("checkpoints written per trial", "checkpoints", "{:.0f}"),
+        ("epoch files written per trial", "checkpoints", "{:.0f}"),
         ("fit (10 × 0.1 s sleeps + reports)", "fit", "{:.2f} s"),
         ("slot time outside fit (slots × wall − Σ fit) ÷ N", "outside_fit", "{:.2f} s"),
         ("… of it between trials (first fit start → last fit end)", "between_trials", "{:.2f} s"),

@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import dataclasses
 import datetime
 import glob
@@ -28,6 +29,7 @@ import shlex
 import socket
 import sys
 import tempfile
+import threading
 import time
 from types import ModuleType
 from typing import Any
@@ -175,10 +177,15 @@ class TuneRun:
     the values of the lineage that the final model comes from.
     """
 
-    def __init__(self, client: Any, run_id: str, cache_dir: str) -> None:
-        self.client, self.run_id, self.cache_dir = client, run_id, cache_dir
+    def __init__(self, client: Any, run_id: concurrent.futures.Future, cache_dir: str) -> None:
+        self.client, self.making_run, self.cache_dir = client, run_id, cache_dir
         self.history: dict[int, dict[str, float]] = {}
         self.saved: list[str] = []  # this trial's epoch files in its folder, oldest first
+
+    @property
+    def run_id(self) -> str:
+        """The trial's child run; :func:`trial` makes it on a thread while ``fit`` starts, so the first use waits."""
+        return self.making_run.result()
 
     def report(self, epoch: int, metrics: dict[str, float], state: dict[str, Any] | None = None) -> None:
         from ray import tune
@@ -221,6 +228,7 @@ class TuneRun:
         newest = max(self.history)
         tracking.set_tags(self.client, self.run_id, {"autoinv.resumed_at_epoch": str(newest + 1)})
         logged: dict[str, set[int]] = {}  # one history query per metric name, not one per epoch
+        missed = {}
         for epoch, metrics in sorted(self.history.items()):
             if not metrics or epoch == newest:
                 continue  # the newest is reported again below; the driver logs it unless MLflow has it
@@ -228,7 +236,8 @@ class TuneRun:
             if key not in logged:
                 logged[key] = tracking.logged_steps(self.client, self.run_id, key)
             if epoch not in logged[key]:
-                tracking.log_epoch(self.client, self.run_id, epoch, metrics)
+                missed[epoch] = metrics
+        tracking.log_epochs(self.client, self.run_id, missed)
         # Bring Tune (ASHA, the outcome) up to the epoch resumed from: Tune restores no state of ours, so its last
         # result for this trial is older or none.
         tune.report(self._result(newest, self.history[newest]))
@@ -316,8 +325,6 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     import ray
     from ray import tune
 
-    from autoinv import loop
-
     logging.getLogger("ray.train").setLevel(logging.WARNING)  # Ray's info lines per report and restore are noise
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
     context = tune.get_context()
@@ -325,25 +332,37 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
     client = tracking.client_for(setup["tracking_uri"])
     gpu_ids = ",".join(str(g) for g in ray.get_gpu_ids())
     node_id = ray.get_runtime_context().get_node_id()
-    run_id = tracking.child_run(
-        client,
-        setup["experiment_id"],
-        setup["parent_id"],
-        context.get_trial_id(),
-        context.get_trial_name(),
-        params=config,
-        tags={
-            "autoinv.gpu_ids": gpu_ids,
-            "autoinv.method": setup["method"],
-            "autoinv.node_id": node_id,
-            "autoinv.host": socket.gethostname(),
-            "autoinv.pid": str(os.getpid()),  # the Ray worker's, which runs trial after trial (and names its log)
-            "autoinv.gpu_names": _gpu_names() if gpu_ids else "",  # torch's import waits for the method, if any
-            tracking.SEARCH_RUN_TAG: setup.get("search_run", ""),
-            **setup.get("context_tags", {}),  # the driver's user, source and commit: where the search came from
-        },
-        node_id=node_id,  # a trial retried elsewhere after its node died keeps the list of where it ran
-    )
+    # The child run (3 MLflow calls) is made on a thread while the method loads its data and builds its networks:
+    # a reused worker otherwise waits for it between every two trials. Nothing before the first report needs it.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoinv-child-run") as maker:
+        making_run = maker.submit(
+            tracking.child_run,
+            client,
+            setup["experiment_id"],
+            setup["parent_id"],
+            context.get_trial_id(),
+            context.get_trial_name(),
+            params=config,
+            tags={
+                "autoinv.gpu_ids": gpu_ids,
+                "autoinv.method": setup["method"],
+                "autoinv.node_id": node_id,
+                "autoinv.host": socket.gethostname(),
+                "autoinv.pid": str(os.getpid()),  # the Ray worker's, which runs trial after trial (and names its log)
+                "autoinv.gpu_names": _gpu_names() if gpu_ids else "",  # torch's import waits for the method, if any
+                tracking.SEARCH_RUN_TAG: setup.get("search_run", ""),
+                **setup.get("context_tags", {}),  # the driver's user, source and commit: where the search came from
+            },
+            node_id=node_id,  # a trial retried elsewhere after its node died keeps the list of where it ran
+        )
+        _fit_trial(method, setup, config, TuneRun(client, making_run, setup["cache_dir"]))
+        making_run.result()  # a fit that never reported still fails if its run could not be made
+
+
+def _fit_trial(method: ModuleType, setup: dict[str, Any], config: dict[str, Any], run: TuneRun) -> None:
+    """Build the method's Config from the trial's config (``runs:/`` fields fetched); fit it, reporting to ``run``."""
+    from autoinv import loop
+
     fields = getattr(method, "ARTIFACT_FIELDS", {})
     downloads = storage.local_folder(setup["cache_dir"])  # runs:/ artifacts need a local file on this node
     values = tracking.resolve_artifact_fields(fields, config, downloads, setup["tracking_uri"])
@@ -354,14 +373,14 @@ def trial(config: dict[str, Any], setup: dict[str, Any]) -> None:
 
         # CPU, memory, disk, network and (through nvidia-ml-py) GPU use, as system/* metrics of the trial's run;
         # a retried trial continues the steps. MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL overrides the 10 s.
-        monitor = SystemMetricsMonitor(run_id, resume_logging=True, tracking_uri=setup["tracking_uri"])
+        monitor = SystemMetricsMonitor(run.run_id, resume_logging=True, tracking_uri=setup["tracking_uri"])
         monitor.start()
     if _WORKER_GENERATORS:  # a reused worker: start from what a fresh one has, so reuse changes no trial's result
         loop.set_generator_states(_WORKER_GENERATORS[0])
     else:
         _WORKER_GENERATORS.append(loop.generator_states())
     try:
-        method.fit(cfg, TuneRun(client, run_id, setup["cache_dir"]))
+        method.fit(cfg, run)
     finally:
         if monitor is not None:
             monitor.finish()
@@ -386,11 +405,12 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
     tune_keys = {*AUTO_RESULT_KEYS, "done", "trial_id", "experiment_tag", "epoch"}  # every result key but the method's
 
     class MlflowOutcomes(tune.Callback):
-        """Driver side: logs each epoch's metrics, once its checkpoint is saved; closes each child run when done.
+        """Driver side: logs each epoch's metrics, once its epoch file is saved; closes each child run when done.
 
         A run closes as completed, stopped early (and when) or failed. The MLflow calls run in order on one writer
         thread: a trial's next epoch waits for Tune's answer to its report, and a database write there would add to
-        every epoch of every trial. Whenever Tune snapshots the experiment, the writer has caught up first, so a
+        every epoch of every trial. Epochs that arrive while the writer is busy are logged together, one call per
+        run. Whenever Tune snapshots the experiment, the writer has caught up first, so a
         resumed search never finds an event in Tune's state that MLflow missed; an error of a write is raised at the
         next event.
         """
@@ -399,11 +419,11 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
         writer: Any = None
 
         def setup(self, **info: Any) -> None:
-            import concurrent.futures
-
             self.client = tracking.client_for(tracking_uri)
             self.writer = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="autoinv-mlflow")
             self.writes: list[concurrent.futures.Future] = []
+            self.epochs: list[tuple[str, int, dict[str, float], int | None, bool]] = []  # for the writer's next call
+            self.epochs_lock = threading.Lock()
             self.run_ids: dict[str, str] = {}  # of trials running now
             self.logged: dict[str, int] = {}  # the newest epoch this driver logged of each trial
             self.numbers: dict[str, int] = {}
@@ -430,7 +450,7 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
             }
             number = self.numbers.get(trial.trial_id) if first else None
             inherited = first and trial.trial_id in (self.inherited or set())
-            self._write(self._log, result[RUN_ID_KEY], epoch, metrics, number, inherited)
+            self._queue_epoch(result[RUN_ID_KEY], epoch, metrics, number, inherited)
 
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             epochs = int((trial.last_result or {}).get("epoch", 0))
@@ -463,15 +483,40 @@ def _outcome_callback(setup: dict[str, Any], max_epochs: int, metric: str) -> An
             run_id = self.run_ids.pop(trial.trial_id, None)
             self._write(self._finish, run_id, trial.trial_id, str(trial), trial.config, outcome, epochs, error)
 
-        def _log(self, run_id: str, epoch: int, metrics: dict[str, float], number: int | None, inherited: bool) -> None:
-            """Log an epoch; with the trial's first, its ``number``; ``inherited``: a killed driver ran it before."""
+        def _queue_epoch(self, *epoch: Any) -> None:
+            """Queue an epoch for MLflow; those that come while the writer is busy go in its next call, one per run.
+
+            With many short trials a write per epoch would keep a core busy, and hold the GIL that Tune's loop needs.
+            """
+            with self.epochs_lock:
+                self.epochs.append(epoch)
+                if len(self.epochs) > 1:
+                    return  # the write queued with the first of them has not started: it takes this one too
+            self._write(self._log_queued)
+
+        def _log_queued(self) -> None:
+            with self.epochs_lock:
+                queued, self.epochs = self.epochs, []
+            by_run: dict[str, tuple[dict[int, dict[str, float]], dict[str, str]]] = {}
+            for run_id, epoch, metrics, number, inherited in queued:
+                if inherited:  # a trial's first epoch here, queued before any other of it
+                    self._log_inherited(run_id, epoch, metrics, number)
+                    continue
+                epochs, tags = by_run.setdefault(run_id, ({}, {}))
+                epochs[epoch] = metrics
+                if number is not None:
+                    tags[NUMBER_TAG] = str(number)
+            for run_id, (epochs, tags) in by_run.items():
+                tracking.log_epochs(self.client, run_id, epochs, tags)
+
+        def _log_inherited(self, run_id: str, epoch: int, metrics: dict[str, float], number: int | None) -> None:
+            """Log the first epoch seen of a trial a killed driver ran, which may have numbered it and logged it."""
             tags = {NUMBER_TAG: str(number)} if number is not None else {}
-            if inherited:  # the killed driver may have numbered the run and logged this epoch
-                if NUMBER_TAG in self.client.get_run(run_id).data.tags:
-                    tags = {}
-                if epoch in tracking.logged_steps(self.client, run_id, metric):
-                    tracking.set_tags(self.client, run_id, tags)
-                    return  # a resumed trial's catch-up report of an epoch a killed driver had logged already
+            if NUMBER_TAG in self.client.get_run(run_id).data.tags:
+                tags = {}
+            if epoch in tracking.logged_steps(self.client, run_id, metric):
+                tracking.set_tags(self.client, run_id, tags)
+                return  # a resumed trial's catch-up report of an epoch a killed driver had logged already
             tracking.log_epoch(self.client, run_id, epoch, metrics, tags)
 
         def _finish(self, run_id: str | None, trial_id: str, name: str, config: dict, *outcome: Any) -> None:

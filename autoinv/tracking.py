@@ -331,12 +331,21 @@ def log_epoch(
     client: MlflowClient, run_id: str, step: int, metrics: dict[str, float], tags: dict[str, str] | None = None
 ) -> None:
     """Log one epoch's finite metrics at ``step`` (and ``tags`` in the same call)."""
+    log_epochs(client, run_id, {step: metrics}, tags)
+
+
+def log_epochs(
+    client: MlflowClient, run_id: str, epochs: dict[int, dict[str, float]], tags: dict[str, str] | None = None
+) -> None:
+    """Log several epochs' finite metrics, each at its step, and ``tags``, in one call (MLflow splits big batches)."""
     from mlflow.entities import Metric, RunTag
 
     now = int(time.time() * 1000)
     client.log_batch(
         run_id,
-        metrics=[Metric(k, v, now, step) for k, v in finite_metrics(metrics).items()],
+        metrics=[
+            Metric(k, v, now, step) for step, metrics in epochs.items() for k, v in finite_metrics(metrics).items()
+        ],
         tags=[RunTag(k, v) for k, v in (tags or {}).items()],
     )
 

@@ -243,6 +243,48 @@ def test_the_drivers_mlflow_writes_are_all_done_when_tune_snapshots_and_a_failed
         outcomes.get_state()
 
 
+def test_epochs_that_come_while_the_drivers_writer_is_busy_go_to_mlflow_in_one_call_per_run(tmp_path):
+    """With many short trials a database write per epoch is the driver's cost; queued epochs are written together."""
+    import threading
+
+    from autoinv import search
+
+    client = tracking.client_for(tracking.default_tracking_uri(str(tmp_path)))
+    experiment_id = tracking.get_or_create_experiment(client, "erm", tracking.artifact_root("", str(tmp_path)))
+    parent_id = tracking.create_parent_run(client, experiment_id, "erm-1", tags={}, params={})
+    outcomes = search._outcome_callback(
+        {"tracking_uri": client.tracking_uri, "experiment_id": experiment_id, "parent_id": parent_id}, 3, "val/acc"
+    )
+    outcomes.setup()
+    batches = []
+    log_batch = outcomes.client.log_batch
+    outcomes.client.log_batch = lambda run_id, **entities: (batches.append(run_id), log_batch(run_id, **entities))
+    release = threading.Event()
+    outcomes._write(release.wait)  # the writer is busy with an earlier write
+    trials = [types.SimpleNamespace(trial_id=f"t{i}", config={}, last_result={"epoch": 3}) for i in (1, 2)]
+    run_ids = {
+        t.trial_id: tracking.child_run(client, experiment_id, parent_id, t.trial_id, t.trial_id, {}, {}) for t in trials
+    }
+    for trial in trials:
+        outcomes.on_trial_start(iteration=0, trials=trials, trial=trial)
+    for epoch in range(1, 4):
+        for trial in trials:
+            result = {"val/acc": 0.1 * epoch, "epoch": epoch, search.RUN_ID_KEY: run_ids[trial.trial_id]}
+            outcomes.on_trial_result(iteration=epoch, trials=trials, trial=trial, result=result)
+    release.set()
+    outcomes.get_state()
+    assert sorted(batches) == sorted(run_ids.values()), "one write per run for its three epochs"
+    for number, trial in enumerate(trials, start=1):
+        run_id = run_ids[trial.trial_id]
+        history = client.get_metric_history(run_id, "val/acc")
+        assert sorted((m.step, round(m.value, 6)) for m in history) == [(0, 0.1), (1, 0.2), (2, 0.3)]
+        assert client.get_run(run_id).data.tags[search.NUMBER_TAG] == str(number)
+    result = {"val/acc": 0.4, "epoch": 4, search.RUN_ID_KEY: run_ids["t1"]}
+    outcomes.on_trial_result(iteration=4, trials=trials, trial=trials[0], result=result)  # the writer is idle: at once
+    outcomes.get_state()
+    assert batches[-1] == run_ids["t1"] and len(batches) == 3
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -402,10 +402,10 @@ def main() -> None:
             print(f"| {label} | {' | '.join(cells)} |")
         if "mlflow" in r:
             for side, (calls, seconds) in r["mlflow"].items():
-                note = ", a write per epoch: the most" if side == "driver" else ""
-                print(
-                    f"| MLflow calls by the {side} (replayed on the search's db{note}) | – | – | {calls} in {seconds:.3f} s |"
+                label = f"MLflow calls by the {side} (replayed on the search's db" + (
+                    ", a write per epoch: the most)" if side == "driver" else ")"
                 )
+                print(f"| {label} | – | – | {calls} in {seconds:.3f} s |")
             for step, seconds in r["cold"].items():
                 print(f"| a fresh worker process, measured alone afterwards: {step} | – | – | {seconds:.3f} s |")
             first, last = r["optuna"]

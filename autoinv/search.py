@@ -207,7 +207,7 @@ class TuneRun:
             fs.create_dir(folder, recursive=True)
         buffer = io.BytesIO()
         torch.save(payload, buffer)
-        path = os.path.join(folder, f"{CHECKPOINT_PREFIX}{epoch:05d}.pt")
+        path = os.path.join(folder, f"{EPOCH_FILE_PREFIX}{epoch:05d}.pt")
         with fs.open_output_stream(path) as f:
             f.write(buffer.getbuffer())
         self.saved = _prune_epoch_files(fs, [p for p in self.saved if p != path] + [path])
@@ -219,7 +219,7 @@ class TuneRun:
     def resume(self) -> dict[str, Any] | None:
         from ray import tune
 
-        found = _newest_checkpoint()
+        found = _newest_epoch_file()
         if found is None:
             return None
         path, payload, flat = found
@@ -250,17 +250,17 @@ class TuneRun:
         tracking.log_torch(self.client, self.run_id, obj, f"{name}.pt")
 
     def save_model(self, model: Any) -> None:
-        """Searches keep checkpoints in Ray's storage, not the model in MLflow."""
+        """Searches keep each trial's epoch files in the search's storage, not the model in MLflow."""
 
 
-CHECKPOINT_PREFIX = "autoinv_epoch_"
+EPOCH_FILE_PREFIX = "autoinv_epoch_"
 META = "autoinv.json"  # in each search's folder: its state (running | finished), setup and plan, for --resume
 NUMBER_TAG = "autoinv.trial_number"  # the trial's number in the console and in its run name, in order of start
-KEEP_CHECKPOINTS = 2  # per trial in storage: the newest, and the one before in case the newest was cut off
+KEEP_EPOCH_FILES = 2  # per trial in storage: the newest, and the one before in case the newest was cut off
 RUN_ID_KEY = "autoinv_run_id"  # in every result: the trial's child run, so the driver never searches MLflow for it
 
 
-def _prune_epoch_files(fs: Any, saved: list[str], keep: int = KEEP_CHECKPOINTS) -> list[str]:
+def _prune_epoch_files(fs: Any, saved: list[str], keep: int = KEEP_EPOCH_FILES) -> list[str]:
     """Delete all of a trial's epoch files but the newest ``keep``; return those kept.
 
     Args:
@@ -279,7 +279,7 @@ def _prune_epoch_files(fs: Any, saved: list[str], keep: int = KEEP_CHECKPOINTS) 
     return saved[-keep:]
 
 
-def _newest_checkpoint() -> tuple[str, dict[str, Any], list[str]] | None:
+def _newest_epoch_file() -> tuple[str, dict[str, Any], list[str]] | None:
     """The newest complete epoch file of this trial in storage: its path, its contents and the trial's own files.
 
     Files are named by epoch; one cut off mid-write fails to load and the one before it is used. The folder may
@@ -299,7 +299,7 @@ def _newest_checkpoint() -> tuple[str, dict[str, Any], list[str]] | None:
         (
             info.path
             for info in storage.storage_filesystem.get_file_info(selector)
-            if os.path.basename(info.path).startswith(CHECKPOINT_PREFIX)
+            if os.path.basename(info.path).startswith(EPOCH_FILE_PREFIX)
         ),
         key=os.path.basename,
     )
@@ -589,7 +589,7 @@ def _scheduler(name: str, max_epochs: int, grace_period: int, reduction_factor: 
 
     if name == "asha":
         return ASHAScheduler(
-            time_attr="epoch",  # ours, not Tune's count: a resumed trial may skip ahead of Tune's last checkpoint
+            time_attr="epoch",  # ours, not Tune's count: a resumed trial may skip ahead of Tune's last result
             max_t=max_epochs,
             grace_period=min(grace_period, max_epochs),
             reduction_factor=reduction_factor,

@@ -157,14 +157,14 @@ def test_a_trial_keeps_its_newest_two_epoch_files(store):
     trial = store.join("erm-1", "trial_0")
     paths = []
     for epoch in range(5):
-        trial.write_bytes(f"{search.CHECKPOINT_PREFIX}{epoch:05d}.pt", b"state %d" % epoch)
+        trial.write_bytes(f"{search.EPOCH_FILE_PREFIX}{epoch:05d}.pt", b"state %d" % epoch)
         paths = search._prune_epoch_files(
-            store.fs, paths + [trial.join(f"{search.CHECKPOINT_PREFIX}{epoch:05d}.pt").path]
+            store.fs, paths + [trial.join(f"{search.EPOCH_FILE_PREFIX}{epoch:05d}.pt").path]
         )
     assert search._prune_epoch_files(store.fs, paths) == paths  # again, as after a resume: nothing changes
     names = sorted(os.path.basename(f.path) for f in store.fs.get_file_info(pyarrow.fs.FileSelector(trial.path)))
-    assert names == [f"{search.CHECKPOINT_PREFIX}00003.pt", f"{search.CHECKPOINT_PREFIX}00004.pt"]
-    assert trial.read_bytes(f"{search.CHECKPOINT_PREFIX}00004.pt") == b"state 4"
+    assert names == [f"{search.EPOCH_FILE_PREFIX}00003.pt", f"{search.EPOCH_FILE_PREFIX}00004.pt"]
+    assert trial.read_bytes(f"{search.EPOCH_FILE_PREFIX}00004.pt") == b"state 4"
 
 
 def test_check_names_a_missing_bucket(s3):
@@ -256,10 +256,10 @@ def test_search_in_a_bucket_from_an_empty_directory_survives_kill_9_and_resumes(
     epoch_files = [
         k
         for k in keys
-        if k.startswith(f"search/{run_name}/") and os.path.basename(k).startswith(search.CHECKPOINT_PREFIX)
+        if k.startswith(f"search/{run_name}/") and os.path.basename(k).startswith(search.EPOCH_FILE_PREFIX)
     ]
     assert len({os.path.dirname(k) for k in epoch_files}) == 4, epoch_files  # every trial's state is in the bucket
-    assert len(epoch_files) <= 4 * search.KEEP_CHECKPOINTS, epoch_files
+    assert len(epoch_files) <= 4 * search.KEEP_EPOCH_FILES, epoch_files
     assert open_storage(uri).join(run_name).read_json("autoinv.json")["state"] == "finished"
 
 

@@ -177,8 +177,8 @@ class TuneRun:
     the values of the lineage that the final model comes from.
     """
 
-    def __init__(self, client: Any, run_id: concurrent.futures.Future, cache_dir: str) -> None:
-        self.client, self.making_run, self.cache_dir = client, run_id, cache_dir
+    def __init__(self, client: Any, making_run: concurrent.futures.Future, cache_dir: str) -> None:
+        self.client, self.making_run, self.cache_dir = client, making_run, cache_dir
         self.history: dict[int, dict[str, float]] = {}
         self.saved: list[str] = []  # this trial's epoch files in its folder, oldest first
 
@@ -228,7 +228,7 @@ class TuneRun:
         newest = max(self.history)
         tracking.set_tags(self.client, self.run_id, {"autoinv.resumed_at_epoch": str(newest + 1)})
         logged: dict[str, set[int]] = {}  # one history query per metric name, not one per epoch
-        missed = {}
+        missed: dict[int, dict[str, float]] = {}  # saved epochs MLflow lacks: logged in one call
         for epoch, metrics in sorted(self.history.items()):
             if not metrics or epoch == newest:
                 continue  # the newest is reported again below; the driver logs it unless MLflow has it
